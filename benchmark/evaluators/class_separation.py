@@ -1,0 +1,55 @@
+"""Class separation R^2 of Kornblith et al. (2021), eq. 11, cosine distance.
+
+R^2 = 1 - d_within / d_total, with d_within the mean cosine distance between
+examples of the same class (averaged per class, then over the K classes) and
+d_total the mean over all pairs of classes (j, k) of the mean distance between
+their examples. R^2 is 1 when classes collapse to distinct points and near 0
+when class membership tells nothing about direction.
+"""
+
+import numpy as np
+
+from benchmark.evaluators.base import EVALUATORS, Evaluator, Measurement
+
+
+@EVALUATORS.register("class_separation")
+class ClassSeparation(Evaluator):
+    """Class separation R^2 of the `test` FeatureSet.
+
+    It needs no training, so `run` ignores `train` and its `metric`; pass the
+    split whose geometry is wanted (the paper uses the ImageNet training set)
+    as `test`.
+    """
+
+    name = "class_separation"
+    uses_metric = False
+
+    def __init__(self):
+        pass
+
+    def run(self, train, test, metric="top1"):
+        """Yields Measurement("r2", R^2 of test.features grouped by test.labels)."""
+        del train, metric  # Unused: R^2 describes one set of features.
+        yield Measurement("r2", class_separation_r2(test.features, test.labels))
+
+
+def class_separation_r2(features, labels):
+    """Returns R^2 = 1 - d_within / d_total (paper eq. 11, cosine distance).
+
+    Exact O(N d) form: with u_i = x_i / ||x_i|| and mu_k the mean of u over
+    class k, 1 - cos averages to 1 - <mu_j, mu_k> over the pairs of classes j, k,
+    so d_within = 1 - (1/K) sum_k ||mu_k||^2 and
+    d_total = 1 - ||(1/K) sum_k mu_k||^2.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-300)
+    classes, index = np.unique(labels, return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError("class separation R^2 needs at least 2 classes")
+    counts = np.bincount(index, minlength=len(classes))
+    sums = np.zeros((len(classes), x.shape[1]))
+    np.add.at(sums, index, unit)
+    means = sums / counts[:, None]
+    d_within = 1.0 - np.mean(np.sum(means**2, axis=1))
+    d_total = 1.0 - np.sum(np.mean(means, axis=0) ** 2)
+    return float(1.0 - d_within / d_total)

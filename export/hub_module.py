@@ -1,0 +1,199 @@
+"""Exports a trained classifier as a TF2 Reusable SavedModel (TF-Hub image
+conventions).
+
+Interface of the exported module:
+  - `module(images, training=False)`: float32 [batch, height, width, 3] in
+    [0, 1] -> the feature vector [batch, features] (normalisation is inside);
+  - signatures `feature_vector` ({"feature_vector"}), `logits` ({"logits"}: the
+    objective's prediction scores) and `endpoints` (every named endpoint);
+    `serving_default` is `feature_vector`;
+  - `variables`, `trainable_variables` and `regularization_losses` so that
+    hub.KerasLayer(trainable=True) can fine-tune it.
+Next to `saved_model.pb` the directory holds `metadata.json` (machine
+readable) and `README.md` (the model card).
+"""
+
+import json
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from zoo.provenance import code_version, sha256_tree
+
+METADATA_NAME = "metadata.json"
+MODEL_CARD_NAME = "README.md"
+IMAGE_SPEC = tf.TensorSpec([None, None, None, 3], tf.float32, name="images")
+
+
+class ExportError(ValueError):
+    """An export that cannot be done; the message says why."""
+
+
+def _module_root(model, objective, weight_decay):
+    """Returns the trackable object that becomes the SavedModel's root."""
+    backbone_vars = [
+        v for v in model.trainable_variables if not v.path.startswith("logits")
+    ]
+    kernels = [v for v in backbone_vars if v.path.endswith("kernel")]
+    root = tf.train.Checkpoint()
+    root.model = model
+    root.variables = list(model.variables)
+    root.trainable_variables = backbone_vars
+
+    @tf.function
+    def call(images, training=False):
+        return model(images, training=training)["pre_logits"]
+
+    for training in (False, True):
+        call.get_concrete_function(IMAGE_SPEC, training)
+    root.__call__ = call
+
+    @tf.function(input_signature=[])
+    def weight_decay_loss():
+        return (
+            0.5
+            * weight_decay
+            * tf.add_n([tf.reduce_sum(tf.square(v)) for v in kernels])
+        )
+
+    root.regularization_losses = [weight_decay_loss] if weight_decay > 0 else []
+
+    @tf.function(input_signature=[IMAGE_SPEC])
+    def feature_vector(images):
+        return {"feature_vector": model(images, training=False)["pre_logits"]}
+
+    @tf.function(input_signature=[IMAGE_SPEC])
+    def logits(images):
+        scores = objective.scores(model(images, training=False)["logits"])
+        return {"logits": tf.cast(scores, tf.float32)}
+
+    @tf.function(input_signature=[IMAGE_SPEC])
+    def endpoints(images):
+        return {
+            k: tf.cast(v, tf.float32) for k, v in model(images, training=False).items()
+        }
+
+    root.feature_vector = feature_vector
+    root.logits = logits
+    root.endpoints = endpoints
+    signatures = {
+        "serving_default": feature_vector.get_concrete_function(),
+        "feature_vector": feature_vector.get_concrete_function(),
+        "logits": logits.get_concrete_function(),
+        "endpoints": endpoints.get_concrete_function(),
+    }
+    return root, signatures
+
+
+def model_card(metadata):
+    """Returns the tfhub.dev-style markdown model card for `metadata`."""
+    hp = ", ".join(f"{k}={v}" for k, v in sorted(metadata["objective_hparams"].items()))
+    acc = metadata.get("holdout_top1")
+    acc_text = f"{100 * acc:.1f}%" if isinstance(acc, float) else "not measured"
+    return f"""# Module {metadata["name"]}
+
+<!-- asset-path: {metadata["name"]}.tar.gz -->
+<!-- format: saved_model_2 -->
+<!-- task: image-feature-vector -->
+<!-- task: image-classification -->
+<!-- fine-tunable: true -->
+<!-- network-architecture: {metadata["arch"]} -->
+<!-- dataset: {metadata["dataset"]} -->
+<!-- license: apache-2.0 -->
+
+{metadata["arch"]} (width x{metadata["width_multiplier"]}) trained with the
+`{metadata["objective"]}` objective on `{metadata["dataset"]}`
+({metadata["num_classes"]} classes).
+
+## Usage
+```python
+import tensorflow_hub as hub
+module = hub.load("PATH_OR_URL")
+features = module(images)  # float32 [batch, {metadata["image_size"]}, \
+{metadata["image_size"]}, 3] in [0, 1] -> [batch, {metadata["feature_dim"]}]
+logits = module.signatures["logits"](images=images)["logits"]
+```
+Inputs are float32 RGB in [0, 1] at {metadata["image_size"]}x{metadata["image_size"]}
+by default (any size works: the network is fully convolutional); ImageNet
+mean/std normalisation happens inside the module. The module fine-tunes through
+`hub.KerasLayer(handle, trainable=True)` (tf_keras) and loads in Keras 3 with
+`keras.layers.TFSMLayer(handle, call_endpoint="feature_vector")`.
+
+## Objective
+`{metadata["objective"]}` with {hp or "no hyperparameters"}.
+
+## Accuracy
+Holdout top-1: {acc_text}.
+
+## Training recipe
+SGD with Nesterov momentum {metadata["recipe"]["momentum"]}, global batch
+{metadata["recipe"]["global_batch_size"]}, base learning rate
+{metadata["recipe"]["base_learning_rate"]} per 256 images with
+{metadata["recipe"]["warmup_epochs"]} warm-up epochs then x
+{metadata["recipe"]["lr_decay_per_epoch"]} per epoch, weight decay
+{metadata["recipe"]["weight_decay"]}, {metadata["recipe"]["epochs"]} epochs, seed
+{metadata["seed"]}. Code version {metadata["code_version"]}.
+
+## Licence
+Apache 2.0.
+"""
+
+
+def export_hub_module(model, objective, info, out_dir, name=None):
+    """Writes `model` as a Reusable SavedModel with metadata and model card to
+    `out_dir` (replaced atomically) and returns (out_dir, sha256 of its tree).
+
+    `info` is the `train_info.json` dict of the run that trained `model`.
+    """
+    config = info["config"]
+    name = name or f"{config['arch']}_{config['objective']}_seed{config['seed']}"
+    metadata = {
+        "name": name,
+        "format": "saved_model_2",
+        "arch": config["arch"],
+        "width_multiplier": config["width_multiplier"],
+        "objective": config["objective"],
+        "objective_hparams": info["objective_hparams"],
+        "dataset": info["dataset"],
+        "num_classes": info["num_classes"],
+        "class_names": info["class_names"],
+        "image_size": config["image_size"],
+        "input_range": [0.0, 1.0],
+        "feature_dim": int(model.output["pre_logits"].shape[-1]),
+        "holdout_top1": info.get("holdout", {}).get("top1"),
+        "seed": config["seed"],
+        "recipe": {
+            k: config[k]
+            for k in (
+                "global_batch_size",
+                "epochs",
+                "base_learning_rate",
+                "warmup_epochs",
+                "lr_decay_per_epoch",
+                "momentum",
+                "weight_decay",
+            )
+        },
+        "signatures": ["feature_vector", "logits", "endpoints"],
+        "code_version": code_version(),
+    }
+    out_dir = os.path.abspath(out_dir)
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    try:
+        root, signatures = _module_root(model, objective, config["weight_decay"])
+        tf.saved_model.save(root, staging, signatures=signatures)
+        with open(os.path.join(staging, METADATA_NAME), "w") as f:
+            json.dump(metadata, f, indent=1, sort_keys=True)
+        with open(os.path.join(staging, MODEL_CARD_NAME), "w") as f:
+            f.write(model_card(metadata))
+        if os.path.exists(out_dir):
+            shutil.rmtree(out_dir)
+        os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir, sha256_tree(out_dir)

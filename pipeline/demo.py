@@ -1,0 +1,152 @@
+"""The whole pipeline on one config: train each objective (zoo), export it as a
+TF-Hub module (export), score it on a transfer dataset (benchmark) and append
+the rows to a leaderboard, then return the ranked table.
+
+Default: the paper's setting in miniature, pretraining on digits 0-4 and
+transferring to the disjoint digits 5-9.
+"""
+
+import dataclasses
+import os
+
+from benchmark import leaderboard
+from benchmark.evaluators import create_evaluator
+from benchmark.modules import load_module
+from benchmark.run import benchmark_module
+from export.hub_module import export_hub_module
+from zoo import data as zoo_data
+from zoo.configs import load_config
+from zoo.objectives import create_objective
+from zoo.provenance import code_version, device_description, tf_version
+from zoo.trainer import train_and_evaluate, validate_config
+
+TRANSFER_EVALUATIONS = ("linear_probe", "knn", "class_separation")
+
+
+@dataclasses.dataclass
+class DemoConfig:
+    """What the demo runs.
+
+    Args:
+      objectives: objective names, one model each.
+      config: the training config name or .py path (source data, recipe).
+      source: overrides the config's pretraining dataset when set.
+      target: the transfer dataset spec.
+      workdir: where checkpoints, modules and the run's leaderboard go.
+      leaderboard: leaderboard CSV to append to (default workdir/leaderboard.csv).
+      overrides: TrainConfig field overrides (arch, epochs, ...).
+      target_max_per_class: cap on transfer images per class and split.
+      evaluations: transfer evaluators.
+      data_dir: TFDS data directory.
+    """
+
+    objectives: tuple = ("softmax", "cosine_softmax")
+    config: str = "digits"
+    source: str | None = None
+    target: str = "digits_5to9"
+    workdir: str = "runs/demo"
+    leaderboard: str | None = None
+    overrides: dict = dataclasses.field(default_factory=dict)
+    target_max_per_class: int | None = None
+    evaluations: tuple = TRANSFER_EVALUATIONS
+    data_dir: str | None = None
+
+    @property
+    def leaderboard_path(self):
+        return self.leaderboard or os.path.join(self.workdir, "leaderboard.csv")
+
+
+def _train_configs(demo):
+    base = load_config(demo.config).replace(**demo.overrides)
+    if demo.source:
+        base = base.replace(dataset=demo.source)
+    if demo.data_dir:
+        base = base.replace(data_dir=demo.data_dir)
+    return [base.replace(objective=name) for name in demo.objectives]
+
+
+def validate(demo):
+    """Resolves every name and path of the demo, raising before any work.
+
+    Returns (train configs, target dataset).
+    """
+    if not demo.objectives:
+        raise ValueError("no objectives given; pass --objectives=softmax,...")
+    configs = _train_configs(demo)
+    for config in configs:
+        validate_config(config)
+    target = zoo_data.load_dataset(demo.target, data_dir=demo.data_dir)
+    for name in demo.evaluations:
+        create_evaluator(name)
+    leaderboard.read_rows(demo.leaderboard_path)  # a foreign header fails now
+    return configs, target
+
+
+def _holdout_row(config, info, module):
+    holdout = info["holdout"]
+    return leaderboard.make_row(
+        source="measured",
+        handle=module.handle,
+        module_sha256=module.sha256,
+        arch=config.arch,
+        objective=config.objective,
+        pretrain_dataset=info["dataset"],
+        evaluation="holdout",
+        dataset=info["dataset"],
+        split=f"{config.holdout_fraction:g} of train",
+        train_size=info["num_train"],
+        test_size=holdout["count"],
+        metric="top1",
+        value=holdout["top1"],
+        protocol={"image_size": config.image_size, "crop_fraction": 0.875},
+        seed=config.seed,
+        code_version=code_version(),
+        tf_version=tf_version(),
+        device=device_description(),
+        seconds=round(sum(h["seconds"] for h in info["history"]), 3),
+    )
+
+
+def run_demo(demo, report=print):
+    """Runs the pipeline for every objective; returns (rows, markdown table)."""
+    configs, target = validate(demo)
+    all_rows = []
+    for i, config in enumerate(configs, start=1):
+        report(f"== [{i}/{len(configs)}] objective {config.objective} ==")
+        name = f"{config.arch}_{config.objective}_seed{config.seed}"
+        result = train_and_evaluate(
+            config, os.path.join(demo.workdir, "train", name), report=report
+        )
+        objective = create_objective(config.objective, **config.objective_hparams)
+        out_dir, sha = export_hub_module(
+            result.model,
+            objective,
+            result.info,
+            os.path.join(demo.workdir, "modules", name),
+            name=name,
+        )
+        report(f"[export] {out_dir} sha256 {sha[:12]}")
+        module = load_module(out_dir)
+        source = zoo_data.load_dataset(config.dataset, data_dir=config.data_dir)
+        cache = os.path.join(demo.workdir, "feature_cache")
+        rows = [_holdout_row(config, result.info, module)]
+        rows += benchmark_module(
+            module,
+            target,
+            demo.evaluations,
+            max_per_class=demo.target_max_per_class,
+            cache_dir=cache,
+            report=report,
+        )
+        rows += benchmark_module(
+            module,
+            source,
+            ("class_separation",),
+            max_per_class=config.max_per_class,
+            cache_dir=cache,
+            report=report,
+        )
+        leaderboard.append_rows(demo.leaderboard_path, rows)
+        all_rows += rows
+    table = leaderboard.ranked_table(all_rows, rank_by="linear_probe")
+    return all_rows, table

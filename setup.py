@@ -1,0 +1,41 @@
+"""Installs the model zoo and transfer benchmark (zoo -> export -> benchmark)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="loss-transfer-zoo",
+    version="0.1.0",
+    description=(
+        "Model zoo and transfer benchmark for image representations "
+        "(Kornblith et al., NeurIPS 2021)."
+    ),
+    python_requires=">=3.10",
+    packages=find_packages(include=["zoo*", "export*", "benchmark*", "pipeline*"]),
+    include_package_data=True,
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.15,<4",
+        "tensorflow-hub>=0.16.1",
+        "tensorflow-datasets>=4.9.10",
+        "scikit-learn>=1.5",
+        "absl-py>=2.1",
+        "numpy>=1.26",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-xdist>=3.5",
+            "ruff>=0.6",
+            "tf-keras>=2.21,<2.22",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "zoo-train=zoo.main:run",
+            "zoo-export=export.main:run",
+            "zoo-benchmark=benchmark.main:run",
+            "zoo-leaderboard=benchmark.leaderboard_main:run",
+            "zoo-demo=pipeline.demo_main:run",
+        ],
+    },
+)

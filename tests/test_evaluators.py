@@ -1,0 +1,321 @@
+"""Oracle tests of the metrics, the validation split and the evaluators."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import optimize
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+
+from benchmark import metrics
+from benchmark.evaluators import (
+    Measurement,
+    create_evaluator,
+    linear_probe,
+    list_evaluators,
+)
+from benchmark.evaluators.class_separation import class_separation_r2
+from benchmark.evaluators.knn import knn_predict
+from benchmark.features import FeatureSet
+
+
+def _feature_set(x, y):
+    """Returns a FeatureSet of float32 features, int64 labels, str ids."""
+    ids = np.array([f"ex{i}" for i in range(len(y))])
+    return FeatureSet(np.asarray(x, np.float32), np.asarray(y, np.int64), ids)
+
+
+def _clusters(n_per_class, num_classes=4, dim=8, seed=0):
+    """Returns a FeatureSet of tight, well-separated clusters around scaled one-hots."""
+    rng = np.random.RandomState(seed)
+    y = np.repeat(np.arange(num_classes), n_per_class)
+    x = 5.0 * np.eye(dim)[y] + 0.1 * rng.randn(len(y), dim)
+    return _feature_set(x, y)
+
+
+# ---------------------------------------------------------------- FeatureSet
+
+
+def test_feature_set_validates_shapes_and_subsets():
+    fs = _clusters(3)
+    assert len(fs) == 12
+    part = fs.subset(np.array([0, 5]))
+    assert len(part) == 2 and list(part.ids) == ["ex0", "ex5"]
+    with pytest.raises(ValueError, match="labels"):
+        FeatureSet(np.zeros((3, 2)), np.zeros(2, np.int64), np.array(["a"] * 3))
+    with pytest.raises(ValueError, match="features"):
+        FeatureSet(np.zeros(3), np.zeros(3, np.int64), np.array(["a"] * 3))
+
+
+# ------------------------------------------------------------------- metrics
+
+
+def test_accuracies_on_a_hand_worked_example():
+    labels = np.array([0, 0, 0, 0, 1, 1, 2])
+    predictions = np.array([0, 0, 0, 1, 1, 3, 2])  # 3 is not a true class.
+    # Per-class recall: class 0: 3/4, class 1: 1/2, class 2: 1/1.
+    assert metrics.mean_per_class_accuracy(labels, predictions) == pytest.approx(
+        (0.75 + 0.5 + 1.0) / 3
+    )
+    assert metrics.top1_accuracy(labels, predictions) == pytest.approx(5 / 7)
+    assert set(metrics.METRICS) == {"top1", "mean_per_class"}
+
+
+def test_stratified_split_is_deterministic_with_per_class_counts():
+    labels = np.repeat([0, 1, 2, 3, 4], [10, 5, 2, 1, 7])
+    labels = np.random.RandomState(1).permutation(labels)
+    train, val = metrics.stratified_split(labels, 0.2, seed=0)
+    again_train, again_val = metrics.stratified_split(labels, 0.2, seed=0)
+    np.testing.assert_array_equal(val, again_val)
+    np.testing.assert_array_equal(train, again_train)
+    assert sorted(np.concatenate([train, val])) == list(range(len(labels)))
+    # round-half-up(0.2 n), at least 1 for n >= 2, none for singletons:
+    # 10 -> 2, 5 -> 1, 2 -> 1 (0.4 rounds to 0), 1 -> 0, 7 -> 1 (1.4).
+    counts = np.bincount(labels[val], minlength=5)
+    np.testing.assert_array_equal(counts, [2, 1, 1, 0, 1])
+    _, other_val = metrics.stratified_split(labels, 0.2, seed=1)
+    assert set(other_val) != set(val)
+
+
+# -------------------------------------------------------------- linear probe
+
+
+def test_perfectly_separable_features_score_one():
+    train, test = _clusters(20, seed=0), _clusters(10, seed=1)
+    for name in ("linear_probe", "knn"):
+        (measurement,) = create_evaluator(name).run(train, test)
+        assert measurement.metric == "accuracy"
+        assert measurement.value == 1.0, name
+
+
+def _objective(params, x, y, l2, num_classes):
+    """Returns (sum_i CE_i + l2/2 ||W||^2, gradient) for flat params [W, b]."""
+    w = params[: num_classes * x.shape[1]].reshape(num_classes, -1)
+    b = params[num_classes * x.shape[1] :]
+    logits = x @ w.T + b
+    logits = logits - logits.max(axis=1, keepdims=True)
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    onehot = np.eye(num_classes)[y]
+    value = -np.sum(onehot * log_p) + 0.5 * l2 * np.sum(w**2)
+    residual = np.exp(log_p) - onehot
+    grad_w = residual.T @ x + l2 * w
+    return value, np.concatenate([grad_w.ravel(), residual.sum(axis=0)])
+
+
+@pytest.mark.parametrize("num_classes", [2, 3])
+def test_fit_minimises_the_papers_objective(num_classes):
+    """_fit's sklearn C mapping (1/l2, or 2/l2 for two classes) and its
+    unpenalised bias reproduce a direct minimisation of the objective."""
+    rng = np.random.RandomState(num_classes)
+    y = np.arange(60) % num_classes
+    x = rng.randn(60, 5) + 0.7 * np.eye(5)[y] + 2.0  # Offset: the bias matters.
+    l2 = 3.0
+    w, b = linear_probe._fit(x, y, l2, None, max_iter=1000, tol=1e-10)
+    start = np.zeros(num_classes * 6)
+    ref = optimize.minimize(
+        _objective,
+        start,
+        args=(x, y, l2, num_classes),
+        jac=True,
+        method="L-BFGS-B",
+        options={"gtol": 1e-10, "ftol": 1e-15, "maxiter": 10000},
+    )
+    ours = np.concatenate([w.ravel(), b - b.mean()])
+    theirs = ref.x.copy()
+    theirs[-num_classes:] -= theirs[-num_classes:].mean()  # b is shift-invariant.
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+def test_select_l2_breaks_ties_toward_the_larger_lambda():
+    grid = [10.0, 1.0, 0.1]
+    seen = []
+
+    def fit(x, y, l2, init):
+        seen.append((l2, init is None))
+        return np.zeros((2, 1)), np.zeros(2)
+
+    l2, value, _ = linear_probe.select_l2(
+        fit,
+        None,
+        None,
+        np.zeros((4, 1)),
+        np.zeros(4, int),
+        grid,
+        metrics.top1_accuracy,
+    )
+    assert (l2, value) == (10.0, 1.0)
+    # Largest first; only the first fit starts cold, the rest are warm-started.
+    assert seen == [(10.0, True), (1.0, False), (0.1, False)]
+
+
+def _reference_linear_probe(train_x, train_y, test_x, test_y):
+    """Returns test top-1 of an independently written sweep (sklearn warm start)."""
+    tr, val = metrics.stratified_split(train_y, 0.2, 0)
+    model = LogisticRegression(solver="lbfgs", warm_start=True, max_iter=1000, tol=1e-6)
+    best_l2, best_acc = None, -1.0
+    for l2 in np.logspace(-6, 5, 45)[::-1]:
+        model.set_params(C=1.0 / l2).fit(train_x[tr], train_y[tr])
+        acc = np.mean(model.predict(train_x[val]) == train_y[val])
+        if acc > best_acc:
+            best_l2, best_acc = l2, acc
+    final = LogisticRegression(C=1.0 / best_l2, max_iter=1000, tol=1e-6)
+    final.fit(train_x, train_y)
+    return np.mean(final.predict(test_x) == test_y)
+
+
+def test_linear_probe_matches_a_reference_sweep():
+    x, y = make_classification(
+        n_samples=800,
+        n_features=32,
+        n_informative=12,
+        n_redundant=4,
+        n_classes=4,
+        class_sep=0.8,
+        random_state=0,
+    )
+    x = x.astype(np.float32)  # FeatureSets hold float32; share the rounding.
+    train, test = _feature_set(x[:450], y[:450]), _feature_set(x[450:], y[450:])
+    (measurement,) = create_evaluator("linear_probe").run(train, test)
+    expected = _reference_linear_probe(
+        x[:450].astype(np.float64), y[:450], x[450:].astype(np.float64), y[450:]
+    )
+    assert abs(measurement.value - expected) <= 0.003
+    assert 1e-6 <= measurement.selected["l2"] <= 1e5
+    assert 0.0 < measurement.selected["val_accuracy"] <= 1.0
+
+
+# ----------------------------------------------------------------------- kNN
+
+
+def test_knn_predict_matches_sklearn_brute_cosine():
+    rng = np.random.RandomState(0)
+    train_x, query_x = rng.randn(300, 16), rng.randn(120, 16)
+    train_y = rng.randint(0, 3, size=300)
+    ours = knn_predict(train_x, train_y, query_x, k=5, weighted=False, chunk_size=17)
+    sk = KNeighborsClassifier(n_neighbors=5, metric="cosine", algorithm="brute")
+    sk.fit(train_x, train_y)
+    # sklearn breaks vote ties toward the lowest label, we toward the larger
+    # summed similarity, so compare exactly where the vote has one winner.
+    votes = np.stack(
+        [
+            np.bincount(train_y[n], minlength=3)
+            for n in sk.kneighbors(query_x, return_distance=False)
+        ]
+    )
+    clear = (votes == votes.max(axis=1, keepdims=True)).sum(axis=1) == 1
+    assert clear.sum() > 60
+    np.testing.assert_array_equal(ours[clear], sk.predict(query_x)[clear])
+    assert np.all(votes[np.arange(len(ours)), ours] == votes.max(axis=1))
+
+
+def test_knn_predict_equals_sklearn_on_two_classes():
+    # Two classes and odd k: no vote ties, so every prediction must agree.
+    rng = np.random.RandomState(1)
+    train_x, query_x = rng.randn(200, 16), rng.randn(100, 16)
+    train_y = rng.randint(0, 2, size=200) * 3 + 4  # Labels 4 and 7.
+    ours = knn_predict(train_x, train_y, query_x, k=5, chunk_size=32)
+    sk = KNeighborsClassifier(n_neighbors=5, metric="cosine", algorithm="brute")
+    np.testing.assert_array_equal(ours, sk.fit(train_x, train_y).predict(query_x))
+
+
+def test_knn_vote_ties_go_to_similarity_then_lowest_label():
+    train_x = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    train_y = np.array([0, 1, 2])
+    # One vote each for classes 0 and 1; class 1 is more similar.
+    query = np.array([[0.6, 0.8]])
+    assert knn_predict(train_x, train_y, query, k=2)[0] == 1
+    # Equal similarity to classes 0 and 1: the lowest label wins.
+    query = np.array([[1.0, 1.0]])
+    assert knn_predict(train_x, train_y, query, k=2)[0] == 0
+    # Two weak votes for 5 beat one strong vote for 7 unless votes are weighted.
+    train_x = np.array([[1.0, 0.1], [1.0, -0.1], [0.0, 1.0]])
+    train_y = np.array([5, 5, 7])
+    query = np.array([[0.2, 1.0]])
+    assert knn_predict(train_x, train_y, query, k=3, weighted=False)[0] == 5
+    assert knn_predict(train_x, train_y, query, k=3, weighted=True)[0] == 7
+
+
+def test_knn_selects_k_on_validation_within_the_memory_size():
+    train, test = _clusters(5, seed=0), _clusters(3, seed=1)
+    (measurement,) = create_evaluator("knn", ks=(1, 1000)).run(train, test)
+    # 20 training rows minus a 4-row validation split leave 16 neighbours.
+    assert measurement.selected["k"] in (1, 16)
+
+
+# ---------------------------------------------------------- class separation
+
+
+def _pairwise_r2(x, y):
+    """Returns R^2 from eq. 11's pairwise sums, by brute force."""
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    dist = 1.0 - unit @ unit.T
+    classes = np.unique(y)
+    k = len(classes)
+    d_within = sum(
+        dist[np.ix_(y == c, y == c)].sum() / (k * np.sum(y == c) ** 2) for c in classes
+    )
+    d_total = sum(
+        dist[np.ix_(y == a, y == c)].sum() / (k**2 * np.sum(y == a) * np.sum(y == c))
+        for a in classes
+        for c in classes
+    )
+    return 1.0 - d_within / d_total
+
+
+def test_class_separation_equals_the_pairwise_definition():
+    rng = np.random.RandomState(0)
+    y = np.repeat([0, 1, 2], [4, 6, 5])
+    x = rng.randn(15, 7) + 0.8 * np.eye(7)[y]
+    assert class_separation_r2(x, y) == pytest.approx(_pairwise_r2(x, y), abs=1e-12)
+
+
+def test_class_separation_is_one_for_collapsed_classes():
+    rng = np.random.RandomState(0)
+    y = np.repeat([0, 1, 2, 3], 5)
+    # Every example of a class points the same way; norms vary (cosine ignores).
+    x = np.eye(6)[y] * rng.uniform(0.5, 3.0, size=(20, 1))
+    assert class_separation_r2(x, y) == pytest.approx(1.0, abs=1e-12)
+    (measurement,) = create_evaluator("class_separation").run(None, _feature_set(x, y))
+    assert measurement == Measurement("r2", pytest.approx(1.0, abs=1e-6))
+
+
+# ----------------------------------------------------------------- registry
+
+
+def test_every_registered_evaluator_runs_and_records_its_protocol():
+    names = list_evaluators()
+    assert {"linear_probe", "knn", "class_separation"} <= set(names)
+    rng = np.random.RandomState(0)
+    y_train, y_test = np.arange(60) % 3, np.arange(30) % 3
+    train = _feature_set(rng.randn(60, 8) + np.eye(8)[y_train], y_train)
+    test = _feature_set(rng.randn(30, 8) + np.eye(8)[y_test], y_test)
+    for name in names:
+        evaluator = create_evaluator(name)
+        assert evaluator.name == name
+        protocol = evaluator.protocol("mean_per_class")
+        assert json.loads(json.dumps(protocol)) == protocol
+        assert protocol["evaluator"] == name
+        results = list(evaluator.run(train, test, metric="mean_per_class"))
+        assert results, name
+        for m in results:
+            assert isinstance(m, Measurement) and math.isfinite(m.value), name
+            json.dumps(m.selected)
+
+
+def test_protocol_records_every_setting():
+    protocol = create_evaluator("linear_probe", num_l2=3).protocol("top1")
+    assert protocol == {
+        "evaluator": "linear_probe",
+        "num_l2": 3,
+        "l2_min": 1e-6,
+        "l2_max": 1e5,
+        "val_fraction": 0.2,
+        "val_seed": 0,
+        "max_iter": 1000,
+        "tol": 1e-6,
+        "metric": "top1",
+    }
+    assert create_evaluator("knn").protocol()["ks"] == [1, 3, 5, 10, 20, 50, 100]

@@ -1,0 +1,36 @@
+"""Objective registry: one file per objective, registered by decorator."""
+
+from zoo.objectives.base import Objective, ObjectiveError
+from zoo.registry import Registry
+
+OBJECTIVES = Registry("objective")
+
+
+def create_objective(name, **hparams):
+    """Returns the objective `name` built with `hparams` (its defaults otherwise).
+
+    Raises RegistryError for an unknown name and ObjectiveError for an unknown
+    or out-of-range hyperparameter.
+    """
+    factory = OBJECTIVES.get(name)
+    try:
+        return factory(**hparams)
+    except TypeError as e:
+        raise ObjectiveError(f"{name}: bad hyperparameters {hparams}: {e}") from None
+
+
+def list_objectives(pattern="*"):
+    """Returns the registered objective names matching `pattern`."""
+    return OBJECTIVES.names(pattern)
+
+
+# Imported for their registration side effect.
+from zoo.objectives import cosine_softmax, softmax  # noqa: E402,F401
+
+__all__ = [
+    "OBJECTIVES",
+    "Objective",
+    "ObjectiveError",
+    "create_objective",
+    "list_objectives",
+]

@@ -1,0 +1,94 @@
+"""What a result needs to be reproduced: code version, library versions, device,
+time, and content hashes of files and folders."""
+
+import datetime
+import functools
+import hashlib
+import os
+import platform
+import subprocess
+
+PACKAGE_VERSION = "0.1.0"
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@functools.lru_cache(maxsize=None)
+def code_version():
+    """Returns "<package version>+g<git sha>[.dirty]", or the package version
+    alone when the code does not run from a git checkout."""
+    try:
+        sha = subprocess.run(
+            ["git", "-C", _ROOT, "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", _ROOT, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return PACKAGE_VERSION
+    return f"{PACKAGE_VERSION}+g{sha}" + (".dirty" if dirty else "")
+
+
+def tf_version():
+    """Returns the installed TensorFlow version."""
+    import tensorflow as tf
+
+    return tf.__version__
+
+
+def device_description():
+    """Returns the accelerators TensorFlow sees, or the CPU model and core count."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = []
+        for gpu in gpus:
+            details = tf.config.experimental.get_device_details(gpu)
+            names.append(details.get("device_name", gpu.name))
+        return f"{len(gpus)}x " + ", ".join(sorted(set(names)))
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"CPU {cpu} ({os.cpu_count()} cores)"
+
+
+def utc_timestamp():
+    """Returns the current UTC time as ISO-8601 with seconds."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def sha256_file(path, chunk_size=1 << 20):
+    """Returns the hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_tree(root):
+    """Returns a hex sha256 over every file below `root`: relative path and bytes,
+    in sorted order, so equal trees hash equal wherever they live."""
+    digest = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, root).replace(os.sep, "/")
+            digest.update(rel.encode() + b"\0")
+            digest.update(sha256_file(path).encode() + b"\0")
+    return digest.hexdigest()
