@@ -33,3 +33,34 @@ def shared_data():
             pytest.fail(f"{message}; CI is set, so the real-data tests must run")
         pytest.skip(message)
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """Returns the workdir of a real one-epoch zoo-train run on digits 0-4
+    (tiny width, 30 images per class): a real checkpoint for export tests."""
+    from zoo.configs import load_config
+    from zoo.trainer import train_and_evaluate
+
+    config = load_config("digits").replace(
+        objective="cosine_softmax",
+        width_multiplier=0.0625,
+        epochs=1,
+        max_per_class=30,
+        global_batch_size=32,
+        holdout_fraction=0.2,
+    )
+    workdir = str(tmp_path_factory.mktemp("trained_run"))
+    train_and_evaluate(config, workdir, report=lambda line: None)
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def exported_module(trained_run, tmp_path_factory):
+    """Returns (module dir, sha256) of `trained_run` exported by export/."""
+    from export.hub_module import export_hub_module
+    from zoo.trainer import load_trained_model
+
+    model, objective, info = load_trained_model(trained_run)
+    out = tmp_path_factory.mktemp("modules") / "digits_cosine"
+    return export_hub_module(model, objective, info, str(out))

@@ -1,0 +1,97 @@
+"""Entry points: --help works, and bad input gives a one-line error, a non-zero
+exit and writes nothing."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+BIN = os.path.dirname(sys.executable)
+
+
+def run(command, *args, cwd=None):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run(
+        [os.path.join(BIN, command), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["zoo-demo", "zoo-train", "zoo-export", "zoo-benchmark", "zoo-leaderboard"],
+)
+def test_help(command):
+    result = run(command, "--help")
+    assert result.returncode == 0
+    assert "Flags:" in result.stdout and "--" in result.stdout
+    assert "Example" in result.stdout or "With no flags" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "flag,fragments",
+    [
+        ("--objectives=softmax,bogus", ("unknown objective 'bogus'", "softmax")),
+        ("--arch=resnet51", ("unknown architecture 'resnet51'",)),
+        ("--target=bogus_set", ("unknown dataset 'bogus_set'", "digits_5to9")),
+        ("--source=/nonexistent/images", ("/nonexistent/images", "not found")),
+        ("--config=nope", ("unknown config 'nope'",)),
+    ],
+)
+def test_demo_bad_input_writes_nothing(tmp_path, flag, fragments):
+    workdir = tmp_path / "run"
+    result = run("zoo-demo", flag, f"--workdir={workdir}")
+    assert_one_line_error(result, *fragments)
+    assert not workdir.exists()
+
+
+def test_demo_rejects_an_image_folder_with_an_empty_class(tmp_path):
+    import numpy as np
+    import tensorflow as tf
+
+    root = tmp_path / "folder"
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            (root / split / cls).mkdir(parents=True)
+            if not (split == "train" and cls == "b"):
+                png = tf.io.encode_png(np.zeros((8, 8, 3), np.uint8)).numpy()
+                (root / split / cls / "0.png").write_bytes(png)
+    workdir = tmp_path / "run"
+    result = run("zoo-demo", f"--target={root}", f"--workdir={workdir}")
+    assert_one_line_error(result, "class 'b'", "no images")
+    assert not workdir.exists()
+
+
+def test_benchmark_rejects_a_directory_that_is_not_a_savedmodel(tmp_path):
+    board = tmp_path / "board.csv"
+    result = run("zoo-benchmark", f"--module={tmp_path}", f"--leaderboard={board}")
+    assert_one_line_error(result, "not a SavedModel")
+    assert not board.exists()
+
+
+def test_leaderboard_with_a_foreign_header_is_refused(tmp_path):
+    board = tmp_path / "board.csv"
+    board.write_text("model,top1\nx,1\n")
+    result = run("zoo-leaderboard", f"--leaderboard={board}")
+    assert_one_line_error(result, "foreign header")
+    assert board.read_text() == "model,top1\nx,1\n"
+
+
+def test_export_rejects_a_path_that_is_not_a_checkpoint(tmp_path):
+    out = tmp_path / "module"
+    result = run("zoo-export", f"--checkpoint={tmp_path}", f"--out={out}")
+    assert_one_line_error(result, "not a training checkpoint")
+    assert not out.exists()
