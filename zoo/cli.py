@@ -10,7 +10,7 @@ HELP_ARGS = ("-h", "--help", "-?", "--helpshort")
 
 def quiet_tensorflow():
     """Hides TensorFlow's C++ start-up chatter unless the user asked for it."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def print_help(module):
