@@ -57,12 +57,14 @@ class DemoConfig:
 
 
 def _train_configs(demo):
-    base = load_config(demo.config).replace(**demo.overrides)
+    base = load_config(demo.config)
+    changes = dict(demo.overrides)
     if demo.source:
-        base = base.replace(dataset=demo.source)
+        changes["dataset"] = demo.source
     if demo.data_dir:
-        base = base.replace(data_dir=demo.data_dir)
-    return [base.replace(objective=name) for name in demo.objectives]
+        changes["data_dir"] = demo.data_dir
+    # The config's per-objective settings first; the demo's overrides win.
+    return [base.for_objective(name).replace(**changes) for name in demo.objectives]
 
 
 def validate(demo):

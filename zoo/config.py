@@ -30,6 +30,9 @@ class TrainConfig:
       random_flip: random horizontal flips in training augmentation.
       seed: seed for initialisation, shuffling and augmentation.
       cache_images: keep decoded images in memory (small datasets).
+      objective_overrides: objective name -> field overrides applied by
+        `for_objective` (e.g. squared error's loss is ~1e4 times larger than
+        cross-entropy's at the start, so it needs a smaller learning rate).
     """
 
     arch: str = "resnet50"
@@ -52,6 +55,7 @@ class TrainConfig:
     random_flip: bool = True
     seed: int = 0
     cache_images: bool = False
+    objective_overrides: dict = dataclasses.field(default_factory=dict)
 
     def replace(self, **changes):
         """Returns a copy with `changes`; unknown fields raise ValueError."""
@@ -59,6 +63,10 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown config field(s): {', '.join(sorted(unknown))}")
         return dataclasses.replace(self, **changes)
+
+    def for_objective(self, name):
+        """Returns a copy training objective `name`, with its overrides applied."""
+        return self.replace(objective=name, **self.objective_overrides.get(name, {}))
 
     def to_json(self):
         """Returns the config as a JSON string."""

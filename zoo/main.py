@@ -52,6 +52,8 @@ def config_from_flags():
     from zoo.configs import load_config
 
     config = load_config(FLAGS.config)
+    if FLAGS.objective:  # the config's per-objective settings first, flags win
+        config = config.for_objective(FLAGS.objective)
     overrides = {k: FLAGS[k].value for k in OVERRIDES if FLAGS[k].value is not None}
     if FLAGS.objective_hparams:
         try:

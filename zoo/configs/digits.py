@@ -26,4 +26,6 @@ def get_config():
         crop_area_range=(0.6, 1.0),
         random_flip=False,  # a mirrored digit is another glyph
         cache_images=True,
+        # The squared-error loss starts near 1e4 (M = 60, s = 10).
+        objective_overrides={"squared_error": {"base_learning_rate": 4e-5}},
     )

@@ -26,4 +26,5 @@ def get_config():
         weight_decay=5e-5,
         crop_area_range=(0.25, 1.0),
         cache_images=False,
+        objective_overrides={"squared_error": {"base_learning_rate": 4e-5}},
     )

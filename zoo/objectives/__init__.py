@@ -25,7 +25,19 @@ def list_objectives(pattern="*"):
 
 
 # Imported for their registration side effect.
-from zoo.objectives import cosine_softmax, softmax  # noqa: E402,F401
+from zoo.objectives import (  # noqa: E402,F401
+    cosine_softmax,
+    dropout,
+    extra_final_layer_l2,
+    focal,
+    hyperspherical_prototypes,
+    label_smoothing,
+    logit_normalization,
+    logit_penalty,
+    sigmoid,
+    softmax,
+    squared_error,
+)
 
 __all__ = [
     "OBJECTIVES",

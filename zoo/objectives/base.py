@@ -61,6 +61,11 @@ class Objective:
             if not value > 0:
                 raise ObjectiveError(f"{self.name}: {key} must be > 0, got {value}")
 
+    def _non_negative(self, **values):
+        for key, value in values.items():
+            if not value >= 0:
+                raise ObjectiveError(f"{self.name}: {key} must be >= 0, got {value}")
+
 
 def cross_entropy(labels, logits):
     """Returns CE(z) = -log softmax(z)_y per example."""
