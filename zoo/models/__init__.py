@@ -24,7 +24,7 @@ def list_architectures(pattern="*"):
 
 
 # Imported for their registration side effect.
-from zoo.models import resnet  # noqa: E402,F401
+from zoo.models import inception, resnet  # noqa: E402,F401
 
 __all__ = [
     "ARCHITECTURES",
