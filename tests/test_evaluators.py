@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from scipy import optimize
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
@@ -107,8 +108,8 @@ def _objective(params, x, y, l2, num_classes):
 
 @pytest.mark.parametrize("num_classes", [2, 3])
 def test_fit_minimises_the_papers_objective(num_classes):
-    """_fit's sklearn C mapping (1/l2, or 2/l2 for two classes) and its
-    unpenalised bias reproduce a direct minimisation of the objective."""
+    """_fit's two-class (softmax, two rows) and multi-class fits, with the
+    bias unpenalised, reproduce a direct minimisation of the objective."""
     rng = np.random.RandomState(num_classes)
     y = np.arange(60) % num_classes
     x = rng.randn(60, 5) + 0.7 * np.eye(5)[y] + 2.0  # Offset: the bias matters.
@@ -127,6 +128,95 @@ def test_fit_minimises_the_papers_objective(num_classes):
     theirs = ref.x.copy()
     theirs[-num_classes:] -= theirs[-num_classes:].mean()  # b is shift-invariant.
     np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+def _relu_classes(n, dim, num_classes, seed):
+    """Returns overlapping, offset ReLU features (x, y): a finite optimum exists
+    for every lambda, including 1e-6, and the bias and centring matter."""
+    rng = np.random.RandomState(seed)
+    y = np.arange(n) % num_classes
+    x = np.maximum(rng.randn(n, dim) + 0.8 * np.eye(dim)[y] + 0.5, 0.0)
+    return x.astype(np.float32), y
+
+
+@pytest.mark.parametrize("num_classes", [2, 4])
+def test_lbfgs_objective_matches_scipy(num_classes):
+    x, y = _relu_classes(300, 10, num_classes, seed=num_classes)
+    x64 = x.astype(np.float64)
+    for l2 in (1e-6, 1e-2, 1.0, 1e3):
+        solution = linear_probe.fit_logistic_regression(x, y, l2)
+        ref = optimize.minimize(
+            _objective,
+            np.zeros(num_classes * 11),
+            args=(x64, y, l2, num_classes),
+            jac=True,
+            method="L-BFGS-B",
+            options={"gtol": 1e-12, "ftol": 1e-15, "maxiter": 10000},
+        )
+        params = np.concatenate([solution.weights.ravel(), solution.bias])
+        ours = _objective(params, x64, y, l2, num_classes)[0]
+        assert solution.status in ("converged", "no_progress"), l2
+        assert ours == pytest.approx(ref.fun, rel=1e-8), l2
+        # The reported objective is the float32 evaluation of the same value.
+        assert solution.objective == pytest.approx(ours, rel=1e-5), l2
+
+
+def test_lbfgs_float32_solution_equals_float64():
+    x, y = _relu_classes(200, 6, 3, seed=0)
+    single = linear_probe.fit_logistic_regression(x, y, 0.1)
+    double = linear_probe.fit_logistic_regression(x, y, 0.1, dtype=tf.float64)
+    np.testing.assert_allclose(single.weights, double.weights, atol=1e-4)
+    np.testing.assert_allclose(single.bias, double.bias, atol=1e-4)
+
+
+def test_lbfgs_xla_compiled_solution_equals_the_graph_one():
+    x, y = _relu_classes(120, 5, 3, seed=2)
+    graph = linear_probe.fit_logistic_regression(x, y, 0.1)
+    xla = linear_probe.fit_logistic_regression(x, y, 0.1, jit_compile=True)
+    np.testing.assert_allclose(xla.weights, graph.weights, atol=1e-4)
+    np.testing.assert_allclose(xla.bias, graph.bias, atol=1e-4)
+
+
+def test_lbfgs_warm_start_from_the_optimum_takes_no_step():
+    x, y = _relu_classes(200, 6, 3, seed=1)
+    first = linear_probe.fit_logistic_regression(x, y, 1.0, tol=1e-5)
+    again = linear_probe.fit_logistic_regression(
+        x, y, 1.0, (first.weights, first.bias), tol=1e-5
+    )
+    assert first.iterations > 5 and again.iterations == 0
+    np.testing.assert_array_equal(again.weights, first.weights)
+    budget = linear_probe.fit_logistic_regression(x, y, 1.0, max_iter=3)
+    assert (budget.iterations, budget.status) == (3, "max_iter")
+
+
+def test_warm_started_sweep_selects_the_cold_started_lambda():
+    x, y = make_classification(
+        n_samples=400,
+        n_features=20,
+        n_informative=8,
+        n_classes=3,
+        class_sep=0.7,
+        random_state=1,
+    )
+    x = np.maximum(x, 0.0).astype(np.float32)  # Non-negative, like ReLU features.
+    tr, val = metrics.stratified_split(y, 0.2, 0)
+    grid = linear_probe.LinearProbe().l2_grid()
+
+    def warm(x, y, l2, init):
+        return linear_probe._fit(x, y, l2, init, max_iter=1000, tol=1e-6)
+
+    def cold(x, y, l2, init):
+        return linear_probe._fit(x, y, l2, None, max_iter=1000, tol=1e-6)
+
+    selected = [
+        linear_probe.select_l2(
+            fit, x[tr], y[tr], x[val], y[val], grid, metrics.top1_accuracy
+        )
+        for fit in (warm, cold)
+    ]
+    (warm_l2, warm_score, warm_params), (cold_l2, cold_score, cold_params) = selected
+    assert (warm_l2, warm_score) == (cold_l2, cold_score)
+    np.testing.assert_allclose(warm_params[0], cold_params[0], atol=1e-3)
 
 
 def test_select_l2_breaks_ties_toward_the_larger_lambda():
