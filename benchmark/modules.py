@@ -107,7 +107,14 @@ def _feature_fn(obj, signature, handle):
                 f"{sorted(obj.signatures) or 'none'}"
             )
         fn = obj.signatures[signature]
-        (arg,) = fn.structured_input_signature[1] or ("images",)
+        inputs = list(fn.structured_input_signature[1])
+        if len(inputs) != 1:
+            raise ModuleError(
+                f"{handle}: signature '{signature}' takes {len(inputs)} inputs "
+                f"({', '.join(inputs) or 'none'}), not one image batch; pass "
+                "--signature naming a single-input image signature"
+            )
+        (arg,) = inputs
         return signature, lambda x: _select_output(fn(**{arg: x}), signature)
     if callable(obj) and hasattr(obj, "__call__"):
         return "__call__", lambda x: _select_output(obj(x), "__call__")

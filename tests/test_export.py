@@ -90,3 +90,26 @@ def test_hub_keras_layer_fine_tunes_in_tf_keras(exported_module):
 def test_load_trained_model_rejects_a_non_checkpoint(tmp_path):
     with pytest.raises(TrainError, match="is not a training checkpoint"):
         load_trained_model(str(tmp_path))
+
+
+def test_benchmark_loader_reads_the_contract_and_rejects_bad_signatures(
+    exported_module,
+):
+    from benchmark.modules import ModuleError, load_module
+
+    module = load_module(exported_module[0])
+    assert module.contract() == {
+        "signature": "__call__",
+        "image_size": 32,
+        "value_range": [0.0, 1.0],
+        "feature_dim": 128,
+    }
+    assert module.sha256 == exported_module[1]
+    via_signature = load_module(exported_module[0], signature="feature_vector")
+    images = tf.constant(IMAGES)
+    np.testing.assert_allclose(via_signature(images), module(images), atol=1e-5)
+    with pytest.raises(ModuleError, match="has no signature 'nope'"):
+        load_module(exported_module[0], signature="nope")
+    # a dict of outputs yields its feature-vector entry ("pre_logits" here)
+    via_endpoints = load_module(exported_module[0], signature="endpoints")
+    np.testing.assert_allclose(via_endpoints(images), module(images), atol=1e-5)
