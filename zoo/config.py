@@ -11,6 +11,8 @@ class TrainConfig:
     Args:
       arch: registered architecture name.
       width_multiplier: channel multiplier of the architecture.
+      sync_bn: batch-norm statistics over the global batch (all replicas), so
+        the loss curve does not depend on the replica count.
       image_size: training and evaluation resolution.
       objective: registered objective name.
       objective_hparams: overrides of the objective's published defaults.
@@ -37,6 +39,7 @@ class TrainConfig:
 
     arch: str = "resnet50"
     width_multiplier: float = 1.0
+    sync_bn: bool = False
     image_size: int = 224
     objective: str = "softmax"
     objective_hparams: dict = dataclasses.field(default_factory=dict)

@@ -179,6 +179,7 @@ def build_model(config, objective, num_classes):
         objective,
         num_classes,
         width_multiplier=config.width_multiplier,
+        sync_bn=config.sync_bn,
     )
 
 
