@@ -7,7 +7,7 @@ from benchmark import leaderboard
 from benchmark.evaluators import create_evaluator
 from benchmark.extract import extract_features
 from zoo import data as zoo_data
-from zoo.provenance import code_version, device_description, tf_version
+from zoo.provenance import environment
 
 # Metric per dataset (REFERENCE.md): mean per-class accuracy for Pets and
 # Flowers, top-1 everywhere else.
@@ -66,9 +66,7 @@ def benchmark_module(
         "split": f"{dataset.train_split}->{dataset.test_split}",
         "train_size": len(train),
         "test_size": len(test),
-        "code_version": code_version(),
-        "tf_version": tf_version(),
-        "device": device_description(),
+        **environment(),
     }
     base.update(provenance or {})
     rows = []

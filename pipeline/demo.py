@@ -17,7 +17,7 @@ from export.hub_module import export_hub_module
 from zoo import data as zoo_data
 from zoo.configs import load_config
 from zoo.objectives import create_objective
-from zoo.provenance import code_version, device_description, tf_version
+from zoo.provenance import environment
 from zoo.trainer import train_and_evaluate, validate_config
 
 TRANSFER_EVALUATIONS = ("linear_probe", "knn", "class_separation")
@@ -102,9 +102,7 @@ def _holdout_row(config, info, module):
         value=holdout["top1"],
         protocol={"image_size": config.image_size, "crop_fraction": 0.875},
         seed=config.seed,
-        code_version=code_version(),
-        tf_version=tf_version(),
-        device=device_description(),
+        **environment(),
         seconds=round(sum(h["seconds"] for h in info["history"]), 3),
     )
 

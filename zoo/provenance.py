@@ -66,6 +66,16 @@ def device_description():
     return f"CPU {cpu} ({os.cpu_count()} cores)"
 
 
+def environment():
+    """Returns the leaderboard's environment fields: code_version, tf_version
+    and device."""
+    return {
+        "code_version": code_version(),
+        "tf_version": tf_version(),
+        "device": device_description(),
+    }
+
+
 def utc_timestamp():
     """Returns the current UTC time as ISO-8601 with seconds."""
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
