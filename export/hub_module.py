@@ -25,6 +25,8 @@ from zoo.provenance import code_version, sha256_tree
 METADATA_NAME = "metadata.json"
 MODEL_CARD_NAME = "README.md"
 IMAGE_SPEC = tf.TensorSpec([None, None, None, 3], tf.float32, name="images")
+# The input side of each architecture's full-size (ImageNet) configs.
+FULL_SIZE_IMAGE_SIDE = {"resnet50": 224, "inception_v3": 299}
 
 
 class ExportError(ValueError):
@@ -75,7 +77,12 @@ def _module_root(model, objective, weight_decay):
             k: tf.cast(v, tf.float32) for k, v in model(images, training=False).items()
         }
 
+    @tf.function(input_signature=[IMAGE_SPEC])
+    def feature_vector_training(images):
+        return {"feature_vector": model(images, training=True)["pre_logits"]}
+
     root.feature_vector = feature_vector
+    root.feature_vector_training = feature_vector_training
     root.logits = logits
     root.endpoints = endpoints
     signatures = {
@@ -87,11 +94,26 @@ def _module_root(model, objective, weight_decay):
     return root, signatures
 
 
+def input_size_note(arch, image_size):
+    """Returns the model card's sentence on the default input size: the size the
+    module was trained at, and the full-size configs' side for `arch`."""
+    note = (
+        f"The default input size is {image_size}x{image_size}, the size this module "
+        "was trained at (`image_size` in metadata.json). Other sizes work (the "
+        "network is fully convolutional) but shift the features."
+    )
+    full = FULL_SIZE_IMAGE_SIDE.get(arch)
+    if full and full != image_size:
+        note += f" Full-size {arch} configs train and evaluate at {full}x{full}."
+    return note
+
+
 def model_card(metadata):
     """Returns the tfhub.dev-style markdown model card for `metadata`."""
     hp = ", ".join(f"{k}={v}" for k, v in sorted(metadata["objective_hparams"].items()))
     acc = metadata.get("holdout_top1")
     acc_text = f"{100 * acc:.1f}%" if isinstance(acc, float) else "not measured"
+    size_note = input_size_note(metadata["arch"], metadata["image_size"])
     return f"""# Module {metadata["name"]}
 
 <!-- asset-path: {metadata["name"]}.tar.gz -->
@@ -115,11 +137,14 @@ features = module(images)  # float32 [batch, {metadata["image_size"]}, \
 {metadata["image_size"]}, 3] in [0, 1] -> [batch, {metadata["feature_dim"]}]
 logits = module.signatures["logits"](images=images)["logits"]
 ```
-Inputs are float32 RGB in [0, 1] at {metadata["image_size"]}x{metadata["image_size"]}
-by default (any size works: the network is fully convolutional); ImageNet
-mean/std normalisation happens inside the module. The module fine-tunes through
-`hub.KerasLayer(handle, trainable=True)` (tf_keras) and loads in Keras 3 with
-`keras.layers.TFSMLayer(handle, call_endpoint="feature_vector")`.
+Inputs are float32 RGB in [0, 1]; ImageNet mean/std normalisation happens
+inside the module. The module fine-tunes through
+`hub.KerasLayer(handle, trainable=True)` (tf_keras) and, in Keras 3, through
+`keras.layers.TFSMLayer(handle, call_endpoint="feature_vector",
+call_training_endpoint="feature_vector_training")`.
+
+## Input size
+{size_note}
 
 ## Objective
 `{metadata["objective"]}` with {hp or "no hyperparameters"}.
@@ -151,6 +176,7 @@ def export_hub_module(model, objective, info, out_dir, name=None):
     name = name or f"{config['arch']}_{config['objective']}_seed{config['seed']}"
     metadata = {
         "name": name,
+        "source": "zoo",
         "format": "saved_model_2",
         "arch": config["arch"],
         "width_multiplier": config["width_multiplier"],
@@ -161,6 +187,7 @@ def export_hub_module(model, objective, info, out_dir, name=None):
         "class_names": info["class_names"],
         "image_size": config["image_size"],
         "input_range": [0.0, 1.0],
+        "value_range": [0.0, 1.0],
         "feature_dim": int(model.output["pre_logits"].shape[-1]),
         "holdout_top1": info.get("holdout", {}).get("top1"),
         "seed": config["seed"],
@@ -179,17 +206,24 @@ def export_hub_module(model, objective, info, out_dir, name=None):
         "signatures": ["feature_vector", "logits", "endpoints"],
         "code_version": code_version(),
     }
+    root, signatures = _module_root(model, objective, config["weight_decay"])
+    return write_module(root, signatures, metadata, model_card(metadata), out_dir)
+
+
+def write_module(root, signatures, metadata, card, out_dir):
+    """Saves `root` with `signatures`, metadata.json and the model card `card`
+    as `out_dir`, replaced atomically (a staging directory beside it is
+    renamed); returns (out_dir, sha256 of its tree)."""
     out_dir = os.path.abspath(out_dir)
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
     try:
-        root, signatures = _module_root(model, objective, config["weight_decay"])
         tf.saved_model.save(root, staging, signatures=signatures)
         with open(os.path.join(staging, METADATA_NAME), "w") as f:
             json.dump(metadata, f, indent=1, sort_keys=True)
         with open(os.path.join(staging, MODEL_CARD_NAME), "w") as f:
-            f.write(model_card(metadata))
+            f.write(card)
         if os.path.exists(out_dir):
             shutil.rmtree(out_dir)
         os.replace(staging, out_dir)

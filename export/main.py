@@ -3,7 +3,9 @@
 Example:
   zoo-export --checkpoint=runs/digits_cos --out=runs/modules/digits_cos
 The module directory holds the SavedModel, metadata.json and README.md (the
-model card); the command prints its sha256.
+model card); the command prints its sha256. With --archive it also writes
+<out>.tar.gz, the archive tensorflow_hub's resolver and zoo-pull download, and
+prints the archive's sha256 (what a catalog entry pins).
 """
 
 from absl import flags
@@ -14,6 +16,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint", None, "zoo-train --workdir to export.", required=True)
 flags.DEFINE_string("out", None, "Module directory to write.", required=True)
 flags.DEFINE_string("name", None, "Module name (default arch_objective_seedN).")
+flags.DEFINE_bool("archive", False, "Also write <out>.tar.gz and print its sha256.")
 
 
 def main(argv):
@@ -25,6 +28,12 @@ def main(argv):
     out_dir, sha = export_hub_module(model, objective, info, FLAGS.out, name=FLAGS.name)
     print(f"module: {out_dir}")
     print(f"sha256: {sha}")
+    if FLAGS.archive:
+        from export.archive import pack_module
+
+        archive = out_dir.rstrip("/") + ".tar.gz"
+        print(f"archive: {archive}")
+        print(f"archive sha256: {pack_module(out_dir, archive)}")
 
 
 def run():

@@ -1,18 +1,32 @@
-"""The exported TF-Hub module: reload equality and the ways people load it."""
+"""The exported TF-Hub module: reload equality and the ways people load it
+(tf.saved_model.load / hub.load, hub.KerasLayer in tf_keras, TFSMLayer in
+Keras 3), the model card, and zoo-export --archive."""
 
 import json
 import os
+import subprocess
+import sys
+import tarfile
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from export.hub_module import METADATA_NAME, MODEL_CARD_NAME
-from zoo.provenance import sha256_tree
+from export.hub_module import METADATA_NAME, MODEL_CARD_NAME, input_size_note
+from zoo.provenance import sha256_file, sha256_tree
 from zoo.trainer import TrainError, load_trained_model
 
 IMAGES = np.random.RandomState(0).uniform(size=(4, 32, 32, 3)).astype(np.float32)
+LABELS = np.array([0, 1, 0, 1])
+
+
+@pytest.fixture(scope="module")
+def keras_features(trained_run):
+    """Returns the Keras model's pre_logits on IMAGES: what every loader of
+    the exported module must reproduce."""
+    model, _, _ = load_trained_model(trained_run)
+    return model(IMAGES, training=False)["pre_logits"].numpy()
 
 
 def test_reload_equals_the_keras_model(trained_run, exported_module):
@@ -49,9 +63,48 @@ def test_metadata_and_model_card(exported_module):
     assert meta["objective_hparams"] == hparams
     assert meta["image_size"] == 32 and meta["feature_dim"] == 128
     assert meta["format"] == "saved_model_2"
+    assert meta["source"] == "zoo" and meta["value_range"] == [0.0, 1.0]
     card = open(os.path.join(path, MODEL_CARD_NAME)).read()
-    assert "<!-- format: saved_model_2 -->" in card
-    assert "<!-- fine-tunable: true -->" in card
+    for line in (
+        "<!-- format: saved_model_2 -->",
+        "<!-- task: image-feature-vector -->",
+        "<!-- fine-tunable: true -->",
+        f"<!-- network-architecture: {meta['arch']} -->",
+        f"<!-- dataset: {meta['dataset']} -->",
+        "<!-- license: apache-2.0 -->",
+        "`cosine_softmax` with normalize_features=True, temperature=0.05.",
+        "## Accuracy",
+        f"Holdout top-1: {100 * meta['holdout_top1']:.1f}%.",
+        "## Training recipe",
+        "SGD with Nesterov momentum",
+        f"seed\n{meta['seed']}.",
+        "## Licence",
+        "The default input size is 32x32, the size this module was trained at",
+    ):
+        assert line in card, line
+
+
+def test_input_size_note_names_the_full_size_side():
+    assert "Full-size" not in input_size_note("resnet50", 224)
+    assert "Full-size resnet50 configs train and evaluate at 224x224" in (
+        input_size_note("resnet50", 32)
+    )
+    note = input_size_note("inception_v3", 128)
+    assert "128x128, the size this module was trained at" in note
+    assert "at 299x299" in note
+    assert "Full-size" not in input_size_note("some_new_arch", 64)
+
+
+def test_every_loader_reproduces_the_keras_model(exported_module, keras_features):
+    hub = pytest.importorskip("tensorflow_hub")
+    path = exported_module[0]
+    np.testing.assert_allclose(hub.load(path)(IMAGES), keras_features, atol=1e-5)
+    layer = hub.KerasLayer(path, trainable=False)
+    np.testing.assert_allclose(layer(IMAGES), keras_features, atol=1e-5)
+    tfsm = keras.layers.TFSMLayer(path, call_endpoint="feature_vector")
+    np.testing.assert_allclose(
+        tfsm(IMAGES)["feature_vector"], keras_features, atol=1e-5
+    )
 
 
 def test_tfsm_layer_in_a_keras3_model(exported_module):
@@ -85,6 +138,61 @@ def test_hub_keras_layer_fine_tunes_in_tf_keras(exported_module):
         losses.append(float(loss))
     assert losses[-1] < losses[0]
     assert not np.allclose(moving.numpy(), before_stats)  # BN statistics updated
+
+
+def test_tfsm_layer_fine_tunes_in_a_keras3_model(exported_module):
+    layer = keras.layers.TFSMLayer(
+        exported_module[0],
+        call_endpoint="feature_vector",
+        call_training_endpoint="feature_vector_training",
+    )
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.Dense(2)(layer(inputs)["feature_vector"])
+    model = keras.Model(inputs, outputs)
+    assert len(layer.trainable_weights) > 0
+    moving = [w for w in layer.non_trainable_weights if "moving_mean" in w.name][0]
+    kernel = [w for w in layer.trainable_weights if "kernel" in w.name][0]
+    before_stats, before_kernel = moving.numpy(), kernel.numpy()
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    optimizer = keras.optimizers.SGD(0.05)
+    losses = []
+    for _ in range(8):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(LABELS, model(IMAGES, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        # The traced call also computes the (discarded) classifier head, so
+        # TFSMLayer lists the head's variables too; they get no gradient.
+        pairs = [(g, v) for g, v in zip(grads, model.trainable_variables)]
+        assert all(v.name.startswith("logits") for g, v in pairs if g is None)
+        optimizer.apply_gradients([(g, v) for g, v in pairs if g is not None])
+        losses.append(float(loss))
+    assert losses[-1] < losses[0]
+    assert not np.allclose(kernel.numpy(), before_kernel)  # backbone trained
+    assert not np.allclose(moving.numpy(), before_stats)  # BN statistics updated
+
+
+@pytest.mark.slow
+def test_zoo_export_archive_flag(trained_run, tmp_path):
+    out = tmp_path / "digits_module"
+    result = subprocess.run(
+        [sys.executable, "-m", "export.main", f"--checkpoint={trained_run}"]
+        + [f"--out={out}", "--archive"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = dict(
+        line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line
+    )
+    archive = tmp_path / "digits_module.tar.gz"
+    assert lines["archive"] == str(archive)
+    assert lines["archive sha256"] == sha256_file(archive)
+    assert lines["sha256"] == sha256_tree(out)
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert {"saved_model.pb", "metadata.json", "README.md"} <= set(names)
+    assert "variables/variables.index" in names
 
 
 def test_load_trained_model_rejects_a_non_checkpoint(tmp_path):

@@ -1,0 +1,179 @@
+"""Module archives: a deterministic .tar.gz of a module directory, and an
+extractor that refuses archives that could write outside their destination.
+
+Layout (what tensorflow_hub's compressed-module resolver extracts): the files of
+the module directory at the archive root, with no leading folder, e.g.
+`saved_model.pb`, `variables/variables.index`, `metadata.json`, `README.md`.
+Each folder has its own entry before its files, because tensorflow_hub writes
+each file with tf.io.gfile and creates folders only from folder entries.
+"""
+
+import gzip
+import os
+import pathlib
+import shutil
+import tarfile
+import tempfile
+import zlib
+
+from zoo.provenance import sha256_file
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
+_FILE_MODE = 0o644
+_DIR_MODE = 0o755
+_COPY_CHUNK = 1 << 20
+
+
+class ArchiveError(ValueError):
+    """An archive that cannot be written or is unsafe to extract."""
+
+
+def _members(module_dir):
+    """Yields (relative posix path, absolute path) of every folder and file
+    below `module_dir`, sorted, each folder before its contents."""
+    for dirpath, dirnames, filenames in os.walk(module_dir):
+        dirnames.sort()
+        rel_dir = os.path.relpath(dirpath, module_dir)
+        if rel_dir != ".":
+            yield pathlib.PurePath(rel_dir).as_posix(), dirpath
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            yield pathlib.PurePath(os.path.relpath(path, module_dir)).as_posix(), path
+
+
+def _tarinfo(name, path):
+    """Returns a TarInfo for `path` with every varying field fixed: mtime 0,
+    owner root, permissions 644 (files) or 755 (folders)."""
+    info = tarfile.TarInfo(name)
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    if os.path.isdir(path):
+        info.type = tarfile.DIRTYPE
+        info.mode = _DIR_MODE
+    else:
+        info.type = tarfile.REGTYPE
+        info.mode = _FILE_MODE
+        info.size = os.path.getsize(path)
+    return info
+
+
+def _write_tar_gz(module_dir, raw):
+    """Writes the gzipped tar of `module_dir` to the binary file `raw`."""
+    with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name, path in _members(module_dir):
+                info = _tarinfo(name, path)
+                if info.isdir():
+                    tar.addfile(info)
+                    continue
+                with open(path, "rb") as f:
+                    tar.addfile(info, f)
+
+
+def pack_module(module_dir, out_path):
+    """Writes `module_dir` as a gzipped tar to `out_path` (replaced atomically)
+    and returns the archive's hex sha256.
+
+    The bytes depend only on the files' paths and contents (sorted members,
+    fixed mtime, owner and modes, no name or time in the gzip header), so
+    packing the same module twice gives the same sha256.
+    """
+    module_dir = os.path.abspath(module_dir)
+    if not os.path.isfile(os.path.join(module_dir, "saved_model.pb")):
+        raise ArchiveError(f"{module_dir} is not a SavedModel (no saved_model.pb)")
+    out_path = os.path.abspath(out_path)
+    if out_path.startswith(module_dir + os.sep):
+        raise ArchiveError(f"{out_path} is inside the module it archives")
+    parent = os.path.dirname(out_path)
+    os.makedirs(parent, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".pack-", suffix=".tmp", dir=parent)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            _write_tar_gz(module_dir, raw)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.chmod(tmp, _FILE_MODE)
+        os.replace(tmp, out_path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return sha256_file(out_path)
+
+
+def _check_member(member, archive_path):
+    """Raises ArchiveError unless `member` is a plain file or folder whose
+    name stays inside the destination."""
+    name = member.name
+    where = f"{archive_path}: member {name!r}"
+    if not (member.isfile() or member.isdir()):
+        kind = "link" if member.issym() or member.islnk() else "special file"
+        raise ArchiveError(f"refusing {where}: it is a {kind}")
+    if name.startswith(("/", "\\")) or pathlib.PureWindowsPath(name).drive:
+        raise ArchiveError(f"refusing {where}: absolute path")
+    parts = pathlib.PurePosixPath(name.replace("\\", "/")).parts
+    if ".." in parts:
+        raise ArchiveError(f"refusing {where}: '..' leaves the destination")
+    if not parts:
+        raise ArchiveError(f"refusing {where}: empty name")
+
+
+def check_archive(archive_path):
+    """Returns the archive's members after checking each one (see
+    `safe_extract`); raises ArchiveError on the first unsafe or unreadable one."""
+    try:
+        with tarfile.open(archive_path, mode="r:*") as tar:
+            members = tar.getmembers()
+    except (tarfile.TarError, EOFError, OSError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ArchiveError(f"{archive_path} is not a readable tar archive ({reason})")
+    for member in members:
+        _check_member(member, archive_path)
+    return members
+
+
+def _extract_into(archive_path, root):
+    """Writes every (already checked) member of the archive below `root`."""
+    with tarfile.open(archive_path, mode="r:*") as tar:
+        for member in tar:
+            parts = [p for p in pathlib.PurePosixPath(member.name).parts if p != "."]
+            target = os.path.join(root, *parts) if parts else root
+            if member.isdir():
+                os.makedirs(target, exist_ok=True)
+                continue
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with tar.extractfile(member) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst, _COPY_CHUNK)
+
+
+def safe_extract(archive_path, dest_dir):
+    """Extracts `archive_path` to `dest_dir` (which must not exist yet, or be
+    empty) and returns `dest_dir`.
+
+    Every member is checked before anything is written: absolute names, `..`
+    components, symlinks, hard links and devices raise ArchiveError. The files
+    go to a temporary folder beside `dest_dir` that is renamed onto it, so an
+    interrupted extraction never leaves a partial `dest_dir`.
+    """
+    dest_dir = os.path.abspath(dest_dir)
+    if os.path.isdir(dest_dir) and os.listdir(dest_dir):
+        raise ArchiveError(f"cannot extract into {dest_dir}: it is not empty")
+    check_archive(archive_path)
+    parent = os.path.dirname(dest_dir)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(
+        prefix=f".{os.path.basename(dest_dir)}.", suffix=".extract", dir=parent
+    )
+    try:
+        try:
+            _extract_into(archive_path, staging)
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+            reason = str(e) or type(e).__name__
+            raise ArchiveError(f"{archive_path} is corrupt ({reason})") from None
+        os.chmod(staging, _DIR_MODE)
+        os.rename(staging, dest_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return dest_dir

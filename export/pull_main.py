@@ -1,0 +1,47 @@
+"""zoo-pull: fetch a catalog module into the TF-Hub cache, verified by sha256.
+
+Examples:
+  zoo-pull --list
+  zoo-pull authors_resnet50_softmax_seed0
+  zoo-pull --catalog=my_catalog.json --cache_dir=/data/tfhub digits_cosine
+Prints the local module folder on stdout (progress goes to stderr), so
+`zoo-benchmark --module=$(zoo-pull NAME)` works. The cache is tensorflow_hub's
+(TFHUB_CACHE_DIR, default <system temp>/tfhub_modules); a module already there
+is used without network. The catalog is export/catalog.json unless --catalog
+or ZOO_CATALOG names another.
+"""
+
+import sys
+
+from absl import flags
+
+from zoo.cli import run_main
+
+FLAGS = flags.FLAGS
+flags.DEFINE_bool("list", False, "Print the catalog as a table and exit.")
+flags.DEFINE_string("catalog", None, "Catalog JSON file (default $ZOO_CATALOG).")
+flags.DEFINE_string("cache_dir", None, "Cache folder (default TF-Hub's cache).")
+
+
+def main(argv):
+    from export.catalog import CatalogError, format_table, load_catalog, pull
+
+    catalog = load_catalog(FLAGS.catalog)
+    if FLAGS.list:
+        print(format_table(catalog))
+        return
+    names = argv[1:]
+    if len(names) != 1:
+        raise CatalogError(
+            f"pass one module name (got {len(names)}); zoo-pull --list lists them"
+        )
+    report = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    print(pull(names[0], cache_dir=FLAGS.cache_dir, report=report, catalog=catalog))
+
+
+def run():
+    run_main(main)
+
+
+if __name__ == "__main__":
+    run()
