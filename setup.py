@@ -12,11 +12,13 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["zoo*", "export*", "benchmark*", "pipeline*"]),
     include_package_data=True,
+    package_data={"export": ["catalog.json"], "benchmark": ["data/*.json"]},
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.15,<4",
         "tensorflow-hub>=0.16.1",
         "tensorflow-datasets>=4.9.10",
+        "tensorboard>=2.20,<2.22",
         "scikit-learn>=1.5",
         "absl-py>=2.1",
         "numpy>=1.26",
@@ -36,6 +38,8 @@ setup(
             "zoo-benchmark=benchmark.main:run",
             "zoo-leaderboard=benchmark.leaderboard_main:run",
             "zoo-demo=pipeline.demo_main:run",
+            "zoo-matrix=pipeline.matrix_main:run",
+            "zoo-pull=export.pull_main:run",
         ],
     },
 )

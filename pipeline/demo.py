@@ -95,7 +95,7 @@ def _holdout_row(config, info, module):
         pretrain_dataset=info["dataset"],
         evaluation="holdout",
         dataset=info["dataset"],
-        split=f"{config.holdout_fraction:g} of train",
+        split=f"{info['num_holdout']} held out of {info['dataset']} train",
         train_size=info["num_train"],
         test_size=holdout["count"],
         metric="top1",
@@ -103,7 +103,7 @@ def _holdout_row(config, info, module):
         protocol={"image_size": config.image_size, "crop_fraction": 0.875},
         seed=config.seed,
         **environment(),
-        seconds=round(sum(h["seconds"] for h in info["history"]), 3),
+        seconds=round(sum(h["seconds"] or 0 for h in info["history"]), 3),
     )
 
 

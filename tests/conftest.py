@@ -64,3 +64,30 @@ def exported_module(trained_run, tmp_path_factory):
     model, objective, info = load_trained_model(trained_run)
     out = tmp_path_factory.mktemp("modules") / "digits_cosine"
     return export_hub_module(model, objective, info, str(out))
+
+
+def write_tfds_metadata(data_dir, name, split_sizes):
+    """Writes the metadata of a prepared TFDS dataset, without its records.
+
+    tfds.testing.mock_data then serves random records for it, with the real
+    split names and sizes (without metadata the mock knows no splits).
+    """
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(name, data_dir=str(data_dir))
+    template = tfds.core.ShardedFileTemplate(
+        data_dir=builder.data_dir, dataset_name=builder.name, filetype_suffix="tfrecord"
+    )
+    splits = [
+        tfds.core.SplitInfo(
+            name=split,
+            shard_lengths=[size],
+            num_bytes=0,
+            filename_template=template.replace(split=split),
+        )
+        for split, size in split_sizes.items()
+    ]
+    builder.info.set_splits(tfds.core.SplitDict(splits))
+    tf.io.gfile.makedirs(builder.data_dir)
+    builder.info.write_to_directory(builder.data_dir)

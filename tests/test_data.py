@@ -9,6 +9,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from sklearn.datasets import load_digits
 
+from tests.conftest import write_tfds_metadata
 from zoo.data import (
     DATASETS,
     DatasetError,
@@ -343,35 +344,11 @@ def test_ensure_rgb(channels):
 # TFDS.
 
 
-def _write_tfds_metadata(data_dir, name, split_sizes):
-    """Writes the metadata of a prepared TFDS dataset, without its records.
-
-    tfds.testing.mock_data then serves random records for it, with the real
-    split names and sizes (without metadata the mock knows no splits).
-    """
-    builder = tfds.builder(name, data_dir=str(data_dir))
-    template = tfds.core.ShardedFileTemplate(
-        data_dir=builder.data_dir, dataset_name=builder.name, filetype_suffix="tfrecord"
-    )
-    splits = [
-        tfds.core.SplitInfo(
-            name=split,
-            shard_lengths=[size],
-            num_bytes=0,
-            filename_template=template.replace(split=split),
-        )
-        for split, size in split_sizes.items()
-    ]
-    builder.info.set_splits(tfds.core.SplitDict(splits))
-    tf.io.gfile.makedirs(builder.data_dir)
-    builder.info.write_to_directory(builder.data_dir)
-
-
 @pytest.fixture
 def mock_tfds(tmp_path):
     """Mocks TFDS records for prepared-looking cifar10 and mnist metadata."""
-    _write_tfds_metadata(tmp_path, "cifar10", {"train": 50000, "test": 10000})
-    _write_tfds_metadata(tmp_path, "mnist", {"train": 60000, "test": 10000})
+    write_tfds_metadata(tmp_path, "cifar10", {"train": 50000, "test": 10000})
+    write_tfds_metadata(tmp_path, "mnist", {"train": 60000, "test": 10000})
     with tfds.testing.mock_data(
         num_examples=40,
         policy=tfds.testing.MockPolicy.USE_FILES,

@@ -1,9 +1,14 @@
 """zoo-train: train one model of the zoo from a config file plus flag overrides.
 
-Example:
+Examples:
   zoo-train --config=digits --objective=cosine_softmax --workdir=runs/digits_cos
-Writes <workdir>/model.weights.h5 and <workdir>/train_info.json, the input of
-zoo-export.
+  zoo-train --config=imagenet_resnet50 --objective=softmax --strategy=tpu:my-tpu \
+      --data_dir=gs://bucket/tfds --workdir=gs://bucket/runs/softmax_seed0
+  zoo-train --config=digits --strategy=cpu:2 --workdir=runs/two_replicas
+Rerunning the same command resumes from the workdir's latest checkpoint.
+Writes <workdir>/model.weights.h5 (EMA weights of the best holdout epoch) and
+<workdir>/train_info.json, the input of zoo-export; also checkpoints/,
+history.json and tensorboard/.
 """
 
 import json
@@ -31,6 +36,24 @@ flags.DEFINE_integer("global_batch_size", None, "Override: global batch size.")
 flags.DEFINE_float("base_learning_rate", None, "Override: learning rate per 256.")
 flags.DEFINE_integer("max_per_class", None, "Override: images per class cap.")
 flags.DEFINE_integer("seed", None, "Override: seed.")
+flags.DEFINE_string("manual_dir", None, "Override: TFDS manual-download directory.")
+flags.DEFINE_integer("holdout_examples", None, "Override: exact holdout size.")
+flags.DEFINE_string(
+    "precision", None, "Override: auto, float32, mixed_float16 or mixed_bfloat16."
+)
+flags.DEFINE_integer("steps_per_call", None, "Override: steps per compiled call.")
+flags.DEFINE_integer(
+    "checkpoint_every_steps", None, "Override: extra checkpoint period in steps."
+)
+flags.DEFINE_bool("deterministic", None, "Override: deterministic ops and input.")
+flags.DEFINE_bool("sync_bn", None, "Override: batch-norm statistics over replicas.")
+flags.DEFINE_bool("jit_compile", None, "Override: XLA-compile the step.")
+flags.DEFINE_string(
+    "strategy",
+    "default",
+    "default, one_device, mirrored, multi_worker (TF_CONFIG), tpu[:ADDRESS] or "
+    "cpu:N (N logical CPU replicas).",
+)
 
 OVERRIDES = (
     "objective",
@@ -44,6 +67,14 @@ OVERRIDES = (
     "base_learning_rate",
     "max_per_class",
     "seed",
+    "manual_dir",
+    "holdout_examples",
+    "precision",
+    "steps_per_call",
+    "checkpoint_every_steps",
+    "deterministic",
+    "sync_bn",
+    "jit_compile",
 )
 
 
@@ -65,13 +96,22 @@ def config_from_flags():
 
 def main(argv):
     del argv
+    from zoo.distribute import create_strategy
+
+    strategy = create_strategy(FLAGS.strategy)  # before TF starts its devices
     from zoo.trainer import train_and_evaluate
 
     result = train_and_evaluate(
-        config_from_flags(), FLAGS.workdir, report=lambda s: print(s, flush=True)
+        config_from_flags(),
+        FLAGS.workdir,
+        strategy=strategy,
+        report=lambda s: print(s, flush=True),
     )
-    top1 = result.info["holdout"]["top1"]
-    print(f"checkpoint: {result.workdir} (holdout top1 {top1:.4f})")
+    best = result.info["holdout"]
+    print(
+        f"checkpoint: {result.workdir} (best epoch {best.get('epoch')}, holdout "
+        f"top1 {best.get('top1', float('nan')):.4f})"
+    )
 
 
 def run():

@@ -1,10 +1,23 @@
-"""A custom training loop for the zoo: the paper's recipe on any tf.distribute
-strategy (the default strategy for a single device).
+"""The zoo's training loop: the paper's recipe on any tf.distribute strategy.
 
-The loss is the objective's per-example loss summed over the replica's examples
-and divided by the *global* batch size, plus weight decay and the objective's
-extra terms divided by the number of replicas, so the summed gradient equals
-the single-device gradient whatever the replica count.
+Global-batch semantics: the loss is the objective's per-example loss summed
+over a replica's examples and divided by the *global* batch size, plus weight
+decay and the objective's extra terms divided by the number of replicas, so
+the summed gradient (and the reported loss and metrics) do not depend on the
+replica count. Many steps run per compiled call (`steps_per_call`), which is
+what Keras `fit(steps_per_execution > 1)` cannot do under multi-replica
+MirroredStrategy in this Keras version.
+
+A workdir holds:
+  config.json               the run's TrainConfig;
+  checkpoints/              full state (weights, optimizer, EMA, step), written
+                            atomically at every epoch end and every
+                            `checkpoint_every_steps`; a rerun resumes from it;
+  history.json              per-epoch loss, lr, holdout top-1/top-5, images/s;
+  model.weights.h5          the EMA weights of the best holdout epoch (what
+                            zoo-export exports);
+  train_info.json           written when training ends;
+  tensorboard/              summaries.
 """
 
 import dataclasses
@@ -17,26 +30,41 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import data as zoo_data
-from zoo.models import create_classifier
+from zoo import distribute
+from zoo import input_pipeline as pipeline
+from zoo.config import TrainConfig
+from zoo.data import load_dataset
+from zoo.ema import ExponentialMovingAverage
+from zoo.models import ARCHITECTURES, create_classifier
 from zoo.objectives import create_objective
-from zoo.provenance import code_version
+from zoo.provenance import code_version, device_description
 
 CHECKPOINT_NAME = "model.weights.h5"
 INFO_NAME = "train_info.json"
+CONFIG_NAME = "config.json"
+HISTORY_NAME = "history.json"
+CHECKPOINT_DIR = "checkpoints"
 
 
 class TrainError(ValueError):
-    """A run that cannot start; the message says why and what to change."""
+    """A run that cannot start or go on; the message says why and what to do."""
 
 
 @dataclasses.dataclass
 class TrainResult:
-    """What a run produced: the workdir, its info dict and the trained model."""
+    """What a run produced.
+
+    Attributes:
+      workdir: the run's directory.
+      info: the train_info.json dict.
+      model: the model, holding the exported (best-epoch EMA) weights.
+      step_losses: the mean training loss of every step run by this process.
+    """
 
     workdir: str
     info: dict
     model: keras.Model
+    step_losses: list = dataclasses.field(default_factory=list)
 
 
 class WarmupExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -78,109 +106,54 @@ def decayed_variables(model):
     return [v for v in model.trainable_variables if v.path.endswith("kernel")]
 
 
-def _is_holdout(example, fraction):
-    bucket = tf.strings.to_hash_bucket_fast(example["id"], 10_000)
-    return bucket < int(round(fraction * 10_000))
-
-
-def _count_train(dataset, config, train):
-    total = dataset.num_examples(dataset.train_split)
-    if total > 100_000:  # large sets: the hash split's expected size is exact enough
-        return int(round(total * (1 - config.holdout_fraction)))
-    return int(train.reduce(0, lambda n, _: n + 1))
-
-
-def make_datasets(config, dataset):
-    """Returns (train, holdout) tf.data pipelines and the train example count.
-
-    The holdout is carved from the training split by a hash of the example id,
-    so it is the same for every run, seed and replica count.
-    """
-    base = dataset.as_dataset(dataset.train_split, max_per_class=config.max_per_class)
-    fraction = config.holdout_fraction
-    train = base.filter(lambda e: tf.logical_not(_is_holdout(e, fraction)))
-    holdout = base.filter(lambda e: _is_holdout(e, fraction))
-    num_train = _count_train(dataset, config, train)
-    if num_train < config.global_batch_size:
-        raise TrainError(
-            f"{dataset.name}: {num_train} training images is fewer than one global "
-            f"batch of {config.global_batch_size}; lower --global_batch_size"
-        )
-    size = config.image_size
-
-    def augment(example, seed):
-        image = zoo_data.train_preprocess(
-            example["image"],
-            size,
-            seed=seed,
-            area_range=config.crop_area_range,
-            flip=config.random_flip,
-        )
-        return image, example["label"]
-
-    if config.cache_images:
-        train = train.cache()
-    seeds = tf.data.Dataset.random(seed=config.seed).batch(2)
-    train = (
-        tf.data.Dataset.zip(
-            train.shuffle(
-                min(num_train, 50_000), seed=config.seed, reshuffle_each_iteration=True
-            ).repeat(),
-            seeds,
-        )
-        .map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .batch(config.global_batch_size, drop_remainder=True)
-        .prefetch(tf.data.AUTOTUNE)
-    )
-    holdout = holdout.map(
-        lambda e: (zoo_data.eval_preprocess(e["image"], size), e["label"]),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    ).batch(256)
-    if config.cache_images:
-        holdout = holdout.cache()
-    return train, holdout.prefetch(tf.data.AUTOTUNE), num_train
-
-
-def evaluate(model, objective, dataset):
-    """Returns {"top1", "top5", "count"} of `model` on batches of (image, label)."""
-    correct1 = correct5 = count = 0
-    for images, labels in dataset:
-        scores = objective.scores(model(images, training=False)["logits"])
-        top = tf.math.top_k(scores, k=min(5, scores.shape[-1])).indices.numpy()
-        labels = labels.numpy()[:, None]
-        correct1 += int(np.sum(top[:, :1] == labels))
-        correct5 += int(np.sum(np.any(top == labels, axis=1)))
-        count += len(labels)
-    if count == 0:
-        return {"top1": float("nan"), "top5": float("nan"), "count": 0}
-    return {"top1": correct1 / count, "top5": correct5 / count, "count": count}
-
-
 def validate_config(config):
-    """Builds what the config names, raising on bad names before any work.
+    """Builds what the config names, raising on bad values before any work.
 
     Returns (objective, dataset).
     """
     objective = create_objective(config.objective, **config.objective_hparams)
-    from zoo.models import ARCHITECTURES
-
     ARCHITECTURES.get(config.arch)
-    dataset = zoo_data.load_dataset(config.dataset, data_dir=config.data_dir)
-    if config.global_batch_size <= 0 or config.epochs <= 0:
-        raise TrainError("global_batch_size and epochs must be positive")
+    for field in ("global_batch_size", "epochs", "steps_per_call", "eval_batch_size"):
+        if getattr(config, field) <= 0:
+            raise TrainError(f"{field} must be positive, got {getattr(config, field)}")
+    if not 0.0 <= config.holdout_fraction < 1.0:
+        raise TrainError("holdout_fraction must be in [0, 1)")
+    if not 0.0 <= config.ema_decay < 1.0:
+        raise TrainError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
+    distribute.resolve_precision(config.precision, "CPU")
+    dataset = load_dataset(
+        config.dataset, data_dir=config.data_dir, manual_dir=config.manual_dir
+    )
     return objective, dataset
 
 
-def build_model(config, objective, num_classes):
-    """Returns the classifier the config describes (fully convolutional)."""
+def check_replicas(config, replicas):
+    """Raises TrainError unless both global batches split evenly over replicas."""
+    for field in ("global_batch_size", "eval_batch_size"):
+        value = getattr(config, field)
+        if value % replicas:
+            raise TrainError(
+                f"{field} {value} is not divisible by the {replicas} replicas; "
+                f"use a multiple of {replicas}"
+            )
+
+
+def build_model(config, objective, num_classes, precision="float32"):
+    """Returns the classifier the config describes, its layers computing in
+    `precision` (a Keras dtype policy; logits stay float32)."""
     keras.utils.set_random_seed(config.seed)
-    return create_classifier(
-        config.arch,
-        objective,
-        num_classes,
-        width_multiplier=config.width_multiplier,
-        sync_bn=config.sync_bn,
-    )
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(precision)
+    try:
+        return create_classifier(
+            config.arch,
+            objective,
+            num_classes,
+            width_multiplier=config.width_multiplier,
+            sync_bn=config.sync_bn,
+        )
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
 
 
 def _atomic_write_text(path, text):
@@ -192,99 +165,407 @@ def _atomic_write_text(path, text):
     os.replace(tmp, path)
 
 
-def train_and_evaluate(config, workdir, strategy=None, report=print):
-    """Trains the config's model, evaluates it on the holdout every epoch and
-    saves the weights and `train_info.json` in `workdir`.
+def _read_json(path, default):
+    if not os.path.isfile(path):
+        return default
+    with open(path) as f:
+        return json.load(f)
 
-    Returns a TrainResult. `report` receives one progress line per epoch.
-    """
-    objective, dataset = validate_config(config)
-    strategy = strategy or tf.distribute.get_strategy()
-    train_ds, holdout_ds, num_train = make_datasets(config, dataset)
-    steps_per_epoch = num_train // config.global_batch_size
-    with strategy.scope():
-        model = build_model(config, objective, dataset.num_classes)
-        schedule = WarmupExponentialDecay(
-            peak=config.base_learning_rate * config.global_batch_size / 256,
-            warmup_steps=int(config.warmup_epochs * steps_per_epoch),
-            steps_per_epoch=steps_per_epoch,
-            decay=config.lr_decay_per_epoch,
-        )
-        optimizer = keras.optimizers.SGD(
-            learning_rate=schedule, momentum=config.momentum, nesterov=True
-        )
-        optimizer.build(model.trainable_variables)
-    head = model.get_layer("logits")
-    decayed = decayed_variables(model)
-    replicas = strategy.num_replicas_in_sync
 
-    def step_fn(images, labels):
-        with tf.GradientTape() as tape:
-            logits = model(images, training=True)["logits"]
-            per_example = objective.per_example_loss(labels, logits)
-            data_loss = tf.reduce_sum(per_example) / config.global_batch_size
-            decay = (
-                0.5
-                * config.weight_decay
-                * tf.add_n([tf.reduce_sum(tf.square(v)) for v in decayed])
+def _check_workdir(config, workdir):
+    """Raises TrainError if `workdir` holds a run of an incompatible config."""
+    stored = os.path.join(workdir, CONFIG_NAME)
+    if not os.path.isfile(stored):
+        return
+    try:
+        with open(stored) as f:
+            previous = TrainConfig.from_json(f.read())
+    except (ValueError, TypeError, KeyError) as error:
+        raise TrainError(
+            f"{stored} is unreadable ({error}); remove the workdir or pick another"
+        ) from None
+    changed = config.resume_differences(previous)
+    if changed:
+        detail = ", ".join(
+            f"{k}: {getattr(previous, k)!r} -> {getattr(config, k)!r}"
+            for k in changed[:3]
+        )
+        raise TrainError(
+            f"{workdir} holds a run with another config ({detail}); resume it "
+            "with the same config or use a new --workdir"
+        )
+
+
+class _Run:
+    """The state of one training run: strategy, data, model, optimizer, EMA,
+    checkpoints and the compiled step functions."""
+
+    def __init__(self, config, workdir, strategy, report):
+        self.config, self.workdir, self.report = config, workdir, report
+        self.objective, self.dataset = validate_config(config)
+        self.strategy = strategy
+        self.replicas = strategy.num_replicas_in_sync
+        check_replicas(config, self.replicas)
+        _check_workdir(config, workdir)
+        kind = distribute.device_kind(strategy)
+        self.precision = distribute.resolve_precision(config.precision, kind)
+        self.jit_compile = distribute.resolve_jit_compile(config.jit_compile, kind)
+        if config.sync_bn and self.jit_compile and self.replicas > 1:
+            self.jit_compile = False  # a cross-replica all-reduce inside the step
+        self.chief = distribute.is_chief(strategy)
+        if config.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        self.data = pipeline.split_train_holdout(config, self.dataset)
+        self.steps_per_epoch = self.data.num_train // config.global_batch_size
+        if self.steps_per_epoch < 1:
+            raise TrainError(
+                f"{self.dataset.name}: {self.data.num_train} training images is "
+                f"fewer than one global batch of {config.global_batch_size}; "
+                "lower --global_batch_size"
             )
-            extra = objective.regularization(head)
-            loss = data_loss + (decay + extra) / replicas
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return data_loss * replicas
+        self.total_steps = config.epochs * self.steps_per_epoch
+        self._holdout_fn, self._holdout_steps = pipeline.holdout_dataset_fn(
+            config, self.data
+        )
+        self._build()
 
-    @tf.function
-    def train_epoch(iterator, steps):
-        total = tf.constant(0.0)
-        for _ in tf.range(steps):
-            images, labels = next(iterator)
-            per_replica = strategy.run(step_fn, args=(images, labels))
-            total += strategy.reduce("MEAN", per_replica, axis=None)
-        return total / tf.cast(steps, tf.float32)
+    def _build(self):
+        config = self.config
+        with self.strategy.scope():
+            self.model = build_model(
+                config, self.objective, self.dataset.num_classes, self.precision
+            )
+            self.schedule = WarmupExponentialDecay(
+                peak=config.base_learning_rate * config.global_batch_size / 256,
+                warmup_steps=int(config.warmup_epochs * self.steps_per_epoch),
+                steps_per_epoch=self.steps_per_epoch,
+                decay=config.lr_decay_per_epoch,
+            )
+            optimizer = keras.optimizers.SGD(
+                learning_rate=self.schedule, momentum=config.momentum, nesterov=True
+            )
+            if self.precision == "mixed_float16":
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            self.optimizer = optimizer
+            self.optimizer.build(self.model.trainable_variables)
+            self.ema = ExponentialMovingAverage(
+                self.model.variables, config.ema_decay, config.ema_warmup
+            )
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
+            self.epoch_loss = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model,
+            optimizer=self.optimizer,
+            ema=self.ema,
+            step=self.step,
+            epoch_loss=self.epoch_loss,
+        )
+        directory = os.path.join(self.workdir, CHECKPOINT_DIR)
+        if not self.chief:  # other workers write where nobody reads
+            directory = os.path.join(self.workdir, ".workers", str(os.getpid()))
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, directory, max_to_keep=self.config.keep_checkpoints
+        )
+        self._compile_steps()
 
+    def _compile_steps(self):
+        config, model, objective = self.config, self.model, self.objective
+        head = model.get_layer("logits")
+        decayed = decayed_variables(model)
+        trainable = model.trainable_variables
+        replicas, optimizer = self.replicas, self.optimizer
+
+        def gradients(images, labels):
+            with tf.GradientTape() as tape:
+                logits = model(images, training=True)["logits"]
+                per_example = objective.per_example_loss(labels, logits)
+                data_loss = tf.reduce_sum(per_example) / config.global_batch_size
+                decay = (
+                    0.5
+                    * config.weight_decay
+                    * tf.add_n([tf.reduce_sum(tf.square(v)) for v in decayed])
+                )
+                extra = objective.regularization(head)
+                loss = data_loss + (decay + extra) / replicas
+                scaled = optimizer.scale_loss(loss)
+            return data_loss, tape.gradient(scaled, trainable)
+
+        if self.jit_compile:
+            gradients = tf.function(gradients, jit_compile=True)
+
+        def step_fn(images, labels):
+            data_loss, grads = gradients(images, labels)
+            optimizer.apply_gradients(zip(grads, trainable))
+            self.ema.update()
+            return data_loss * replicas  # this replica's mean per-example loss
+
+        @tf.function
+        def train_steps(iterator, steps):
+            losses = tf.TensorArray(tf.float32, size=steps)
+            for i in tf.range(steps):
+                images, labels = next(iterator)
+                per_replica = self.strategy.run(step_fn, args=(images, labels))
+                losses = losses.write(
+                    i, self.strategy.reduce("MEAN", per_replica, axis=None)
+                )
+                self.step.assign_add(1)
+            return losses.stack()
+
+        def eval_fn(images, labels):
+            scores = objective.scores(model(images, training=False)["logits"])
+            k = min(5, scores.shape[-1])
+            top = tf.math.top_k(tf.cast(scores, tf.float32), k=k).indices
+            top = tf.cast(top, tf.int64)
+            valid = labels >= 0
+            hit1 = tf.logical_and(valid, top[:, 0] == labels)
+            hit5 = tf.logical_and(valid, tf.reduce_any(top == labels[:, None], 1))
+            count = lambda x: tf.reduce_sum(tf.cast(x, tf.int64))  # noqa: E731
+            return tf.stack([count(hit1), count(hit5), count(valid)])
+
+        @tf.function
+        def eval_steps(iterator, steps):
+            total = tf.zeros([3], tf.int64)
+            for _ in tf.range(steps):
+                images, labels = next(iterator)
+                per_replica = self.strategy.run(eval_fn, args=(images, labels))
+                total += self.strategy.reduce("SUM", per_replica, axis=None)
+            return total
+
+        self._train_steps, self._eval_steps = train_steps, eval_steps
+
+    def restore(self):
+        """Restores the latest checkpoint if there is one; returns its step."""
+        path = self.manager.latest_checkpoint
+        if not path:
+            return 0
+        try:
+            self.checkpoint.restore(path).assert_existing_objects_matched()
+        except (tf.errors.OpError, ValueError, AssertionError) as error:
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise TrainError(
+                f"checkpoint {path} is corrupt or does not match this config "
+                f"({first[:160]}); delete {os.path.dirname(path)} to restart, "
+                "or use a new --workdir"
+            ) from None
+        return int(self.step.numpy())
+
+    def evaluate_holdout(self):
+        """Returns {"top1", "top5", "count"} of the EMA weights on the holdout."""
+        if self.data.num_holdout == 0:
+            return {"top1": float("nan"), "top5": float("nan"), "count": 0}
+        dataset = self.strategy.distribute_datasets_from_function(self._holdout_fn)
+        steps = tf.constant(self._holdout_steps)
+        self.ema.swap()
+        try:
+            hit1, hit5, count = self._eval_steps(iter(dataset), steps).numpy()
+        finally:
+            self.ema.swap()
+        return {"top1": hit1 / count, "top5": hit5 / count, "count": int(count)}
+
+    def train_iterator(self, epoch, skip_batches):
+        fn = pipeline.train_dataset_fn(self.config, self.data, epoch, skip_batches)
+        return iter(self.strategy.distribute_datasets_from_function(fn))
+
+    def run_steps(self, iterator, steps):
+        """Runs `steps` training steps; returns their mean losses."""
+        losses = self._train_steps(iterator, tf.constant(steps)).numpy()
+        self.epoch_loss.assign_add(float(np.sum(losses)))
+        return losses
+
+    def save_best(self):
+        """Writes the EMA weights to model.weights.h5, atomically."""
+        path = os.path.join(self.workdir, CHECKPOINT_NAME)
+        tmp = path + f".tmp-{os.getpid()}.weights.h5"
+        self.ema.swap()
+        try:
+            self.model.save_weights(tmp)
+        finally:
+            self.ema.swap()
+        os.replace(tmp, path)
+
+
+def _next_call_length(run, step):
+    """Steps of the next call: at most steps_per_call, ending at epoch ends and
+    checkpoint steps."""
+    config = run.config
+    limit = min(config.steps_per_call, run.steps_per_epoch - step % run.steps_per_epoch)
+    every = config.checkpoint_every_steps
+    if every:
+        limit = min(limit, every - step % every)
+    return limit
+
+
+def train_and_evaluate(config, workdir, strategy=None, report=print):
+    """Trains `config` in `workdir`, resuming from its latest checkpoint, and
+    evaluates the EMA weights on the holdout after every epoch.
+
+    Returns a TrainResult whose model holds the EMA weights of the best
+    holdout epoch (also saved as model.weights.h5). `report` receives the
+    progress lines.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    run = _Run(config, workdir, strategy, report)
     os.makedirs(workdir, exist_ok=True)
-    iterator = iter(strategy.experimental_distribute_dataset(train_ds))
-    history = []
+    if run.chief:
+        _atomic_write_text(os.path.join(workdir, CONFIG_NAME), config.to_json())
+    step = run.restore()
+    history = _read_json(os.path.join(workdir, HISTORY_NAME), [])
+    history = [h for h in history if h["epoch"] * run.steps_per_epoch <= step]
+    writer = (
+        tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+        if run.chief
+        else tf.summary.create_noop_writer()
+    )
     report(
         f"[train] {config.arch} x{config.width_multiplier} {config.objective} on "
-        f"{dataset.name}: {num_train} images, {dataset.num_classes} classes, "
-        f"{config.epochs} epochs x {steps_per_epoch} steps, {replicas} replica(s)"
+        f"{run.dataset.name}: {run.data.num_train} images (+{run.data.num_holdout} "
+        f"holdout), {run.dataset.num_classes} classes, {config.epochs} epochs x "
+        f"{run.steps_per_epoch} steps, {run.replicas} replica(s), {run.precision}"
+        f"{', XLA' if run.jit_compile else ''}"
+        + (f"; resuming at step {step}" if step else "")
     )
-    for epoch in range(1, config.epochs + 1):
+    step_losses = []
+    if step and step % run.steps_per_epoch == 0:
+        if len(history) < step // run.steps_per_epoch:  # killed during _end_epoch
+            _end_epoch(run, step // run.steps_per_epoch, history, writer, None)
+        run.epoch_loss.assign(0.0)
+    stop = _should_stop(config, history)
+    while step < run.total_steps and not stop:
+        epoch = step // run.steps_per_epoch
+        iterator = run.train_iterator(epoch, step % run.steps_per_epoch)
         start = time.perf_counter()
-        loss = float(train_epoch(iterator, tf.constant(steps_per_epoch)))
-        seconds = time.perf_counter() - start
-        holdout = evaluate(model, objective, holdout_ds)
-        if not math.isfinite(loss):
-            raise TrainError(f"loss became {loss} in epoch {epoch}; lower the lr")
-        history.append({"epoch": epoch, "loss": loss, **holdout, "seconds": seconds})
-        report(
-            f"[train] epoch {epoch}/{config.epochs} loss {loss:.4f} holdout top1 "
-            f"{holdout['top1']:.3f} ({holdout['count']} images) "
-            f"{steps_per_epoch * config.global_batch_size / seconds:.0f} img/s"
+        while True:
+            n = _next_call_length(run, step)
+            call_start = time.perf_counter()
+            losses = run.run_steps(iterator, n)
+            step += n
+            step_losses.extend(float(x) for x in losses)
+            _report_call(run, step, losses, time.perf_counter() - call_start)
+            if not np.all(np.isfinite(losses)):
+                raise TrainError(
+                    f"loss became {losses[-1]} at step {step}; lower the learning "
+                    "rate (--base_learning_rate) or check the data"
+                )
+            if step % run.steps_per_epoch == 0:
+                break
+            every = config.checkpoint_every_steps
+            if every and step % every == 0:
+                run.manager.save(checkpoint_number=step)
+        _end_epoch(run, epoch + 1, history, writer, time.perf_counter() - start)
+        stop = _should_stop(config, history)
+    if stop:
+        report(f"[train] early stopping after epoch {history[-1]['epoch']}")
+    return _finish(run, history, step_losses)
+
+
+def _report_call(run, step, losses, seconds):
+    epoch = (step - 1) // run.steps_per_epoch + 1
+    images = len(losses) * run.config.global_batch_size
+    lr = float(run.schedule(step))
+    run.report(
+        f"[train] epoch {epoch}/{run.config.epochs} step {step}/{run.total_steps} "
+        f"loss {float(np.mean(losses)):.4f} lr {lr:.4g} {images / seconds:.0f} img/s"
+    )
+
+
+def _end_epoch(run, epoch, history, writer, seconds):
+    """Checkpoints, evaluates the EMA weights on the holdout, records the
+    epoch and keeps the best epoch's weights."""
+    step = epoch * run.steps_per_epoch
+    run.manager.save(checkpoint_number=step)
+    loss = float(run.epoch_loss.numpy()) / run.steps_per_epoch
+    run.epoch_loss.assign(0.0)
+    holdout = run.evaluate_holdout()
+    images_per_second = (
+        run.steps_per_epoch * run.config.global_batch_size / seconds
+        if seconds
+        else None
+    )
+    entry = {
+        "epoch": epoch,
+        "step": step,
+        "loss": loss,
+        "lr": float(run.schedule(step)),
+        **holdout,
+        "seconds": seconds,
+        "images_per_second": images_per_second,
+    }
+    best = _best(history)
+    improved = best is None or not holdout["top1"] <= best["top1"]
+    history.append(entry)
+    if run.chief:
+        if improved or math.isnan(holdout["top1"]):
+            run.save_best()
+        _atomic_write_text(
+            os.path.join(run.workdir, HISTORY_NAME), json.dumps(history, indent=1)
         )
-    weights_path = os.path.join(workdir, CHECKPOINT_NAME)
-    model.save_weights(weights_path + ".tmp.weights.h5")
-    os.replace(weights_path + ".tmp.weights.h5", weights_path)
+        with writer.as_default(step=step):
+            tf.summary.scalar("train/loss", loss)
+            tf.summary.scalar("train/learning_rate", entry["lr"])
+            if images_per_second:
+                tf.summary.scalar("train/images_per_second", images_per_second)
+            tf.summary.scalar("holdout/top1", holdout["top1"])
+            tf.summary.scalar("holdout/top5", holdout["top5"])
+        writer.flush()
+    run.report(
+        f"[train] epoch {epoch}/{run.config.epochs} done: loss {loss:.4f} holdout "
+        f"(EMA) top1 {holdout['top1']:.4f} top5 {holdout['top5']:.4f} "
+        f"({holdout['count']} images)"
+        + (f" {images_per_second:.0f} img/s" if images_per_second else "")
+    )
+
+
+def _best(history):
+    """Returns the history entry with the best holdout top-1 (first on ties)."""
+    scored = [h for h in history if not math.isnan(h["top1"])]
+    return max(scored, key=lambda h: h["top1"]) if scored else None
+
+
+def _should_stop(config, history):
+    patience = config.early_stopping_patience
+    best = _best(history)
+    return bool(patience and best and history[-1]["epoch"] - best["epoch"] >= patience)
+
+
+def _finish(run, history, step_losses):
+    """Writes train_info.json, loads the best weights; returns a TrainResult."""
+    config = run.config
+    best = _best(history) or (history[-1] if history else {})
+    path = os.path.join(run.workdir, CHECKPOINT_NAME)
+    if os.path.isfile(path):
+        run.model.load_weights(path)
     info = {
         "config": json.loads(config.to_json()),
-        "objective_hparams": objective.hparams(),
-        "num_classes": dataset.num_classes,
-        "class_names": list(dataset.class_names),
-        "dataset": dataset.name,
-        "num_train": num_train,
-        "holdout": history[-1] if history else {},
+        "objective_hparams": run.objective.hparams(),
+        "num_classes": run.dataset.num_classes,
+        "class_names": list(run.dataset.class_names),
+        "dataset": run.dataset.name,
+        "num_train": run.data.num_train,
+        "num_holdout": run.data.num_holdout,
+        "steps_per_epoch": run.steps_per_epoch,
+        "best_epoch": best.get("epoch"),
+        "holdout": best,
+        "final": history[-1] if history else {},
         "history": history,
+        "replicas": run.replicas,
+        "precision": run.precision,
+        "jit_compile": run.jit_compile,
+        "device": device_description(),
         "code_version": code_version(),
     }
-    _atomic_write_text(os.path.join(workdir, INFO_NAME), json.dumps(info, indent=1))
-    return TrainResult(workdir=workdir, info=info, model=model)
+    if run.chief:
+        _atomic_write_text(
+            os.path.join(run.workdir, INFO_NAME), json.dumps(info, indent=1)
+        )
+    return TrainResult(
+        workdir=run.workdir, info=info, model=run.model, step_losses=step_losses
+    )
 
 
 def load_trained_model(workdir):
-    """Returns (model, objective, info) rebuilt from a workdir written by
-    `train_and_evaluate`; raises TrainError if it is not one."""
+    """Returns (model, objective, info) rebuilt from a finished run's workdir,
+    holding the EMA weights of its best holdout epoch; raises TrainError if
+    the workdir is not one."""
     info_path = os.path.join(workdir, INFO_NAME)
     weights_path = os.path.join(workdir, CHECKPOINT_NAME)
     if not (os.path.isfile(info_path) and os.path.isfile(weights_path)):
@@ -292,15 +573,19 @@ def load_trained_model(workdir):
             f"{workdir} is not a training checkpoint (no {INFO_NAME} and "
             f"{CHECKPOINT_NAME}); pass the --workdir of a finished zoo-train run"
         )
-    with open(info_path) as f:
-        info = json.load(f)
-    from zoo.config import TrainConfig
-
-    config = TrainConfig.from_json(json.dumps(info["config"]))
+    try:
+        with open(info_path) as f:
+            info = json.load(f)
+        config = TrainConfig.from_json(json.dumps(info["config"]))
+    except (ValueError, KeyError, TypeError) as error:
+        raise TrainError(f"{info_path} is unreadable: {error}") from None
     objective = create_objective(config.objective, **config.objective_hparams)
     model = build_model(config, objective, info["num_classes"])
     try:
         model.load_weights(weights_path)
     except (ValueError, OSError) as e:
-        raise TrainError(f"{weights_path} does not match its config: {e}") from None
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise TrainError(
+            f"{weights_path} is corrupt or does not match its config ({first[:160]})"
+        ) from None
     return model, objective, info

@@ -28,7 +28,7 @@ def _looks_like_path(spec):
     return "/" in spec or spec.startswith((".", "~")) or os.path.exists(spec)
 
 
-def load_dataset(spec, data_dir=None):
+def load_dataset(spec, data_dir=None, manual_dir=None):
     """Returns the ImageDataset named by `spec`; raises DatasetError if none.
 
     Resolution, in order: "tfds:NAME" -> TFDS (read from `data_dir`, never
@@ -41,6 +41,8 @@ def load_dataset(spec, data_dir=None):
     Args:
       spec: the dataset name or path.
       data_dir: the TFDS data folder (TFDS's default when None).
+      manual_dir: TFDS manual-download folder (imagenet2012's tar files),
+        used to prepare the data once when it is not prepared yet.
     """
     if not isinstance(spec, str) or not spec:
         raise DatasetError(
@@ -51,7 +53,9 @@ def load_dataset(spec, data_dir=None):
         # Imported here: tensorflow_datasets is slow to import and often unused.
         from zoo.data.tfds_dataset import TfdsDataset
 
-        return TfdsDataset(spec[len(TFDS_PREFIX) :], data_dir=data_dir)
+        return TfdsDataset(
+            spec[len(TFDS_PREFIX) :], data_dir=data_dir, manual_dir=manual_dir
+        )
     if spec in DATASETS:
         return DATASETS.create(spec)
     if spec.startswith(FOLDER_PREFIX) or _looks_like_path(spec):

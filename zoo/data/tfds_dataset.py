@@ -6,6 +6,7 @@ Data must be prepared beforehand (`tfds build NAME`) and found in `data_dir`.
 """
 
 import difflib
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -49,6 +50,14 @@ def _make_builder(tfds_name, data_dir):
 
 def _not_prepared(tfds_name, builder):
     """Returns the DatasetError for TFDS data that has not been prepared."""
+    if getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None):
+        files = " and ".join(MANUAL_FILES.get(_base_name(tfds_name), ())) or "its files"
+        return DatasetError(
+            f"TFDS dataset '{tfds_name}' is not prepared in {builder.data_dir} "
+            f"and needs a manual download: get {files} from "
+            "https://image-net.org/download-images (free account), put them in "
+            "a folder and pass --manual_dir=FOLDER (prepared once into --data_dir)"
+        )
     return DatasetError(
         f"TFDS dataset '{tfds_name}' is not prepared (no data in "
         f"{builder.data_dir}) and is never downloaded here; run "
@@ -56,6 +65,41 @@ def _not_prepared(tfds_name, builder):
         f"tfds; tfds.load('{tfds_name}')\") on a machine with internet, or pass "
         "--data_dir pointing to prepared TFDS data"
     )
+
+
+# Files TFDS needs in the manual directory, for the datasets we know.
+MANUAL_FILES = {
+    "imagenet2012": ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar"),
+}
+
+
+def _is_prepared(builder):
+    # An unprepared builder still has its info (from code) but no splits.
+    return bool(builder.info.splits) and tf.io.gfile.exists(builder.data_dir)
+
+
+def _prepare_from_manual_dir(tfds_name, builder, manual_dir):
+    """Prepares `builder` from the files in `manual_dir`, or raises a
+    DatasetError saying which files are missing and how to obtain them."""
+    needed = MANUAL_FILES.get(_base_name(tfds_name), ())
+    missing = [f for f in needed if not os.path.isfile(os.path.join(manual_dir, f))]
+    if not os.path.isdir(manual_dir) or missing:
+        what = ", ".join(missing or needed) or "the dataset's files"
+        raise DatasetError(
+            f"manual directory {manual_dir} lacks {what}; download them from "
+            "https://image-net.org/download-images (free account, accept the "
+            f"terms), put them in {manual_dir}, and rerun: TFDS prepares "
+            f"'{tfds_name}' once into --data_dir"
+        )
+    try:
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
+        )
+    except Exception as error:  # noqa: BLE001 - preparation failures are data errors
+        raise DatasetError(
+            f"cannot prepare '{tfds_name}' from {manual_dir}: "
+            f"{short_message(error)}; check the downloaded files are complete"
+        ) from None
 
 
 class TfdsDataset(ImageDataset):
@@ -69,9 +113,19 @@ class TfdsDataset(ImageDataset):
       data_dir: where the prepared data lives (TFDS's default when None).
       image_key: the image feature.
       label_key: the class label feature (a tfds.features.ClassLabel).
+      manual_dir: for datasets TFDS cannot download (imagenet2012): the folder
+        holding the manually downloaded files; unprepared data is then prepared
+        from it once, into `data_dir`.
     """
 
-    def __init__(self, tfds_name, data_dir=None, image_key="image", label_key="label"):
+    def __init__(
+        self,
+        tfds_name,
+        data_dir=None,
+        image_key="image",
+        label_key="label",
+        manual_dir=None,
+    ):
         if not tfds_name:
             raise DatasetError("empty TFDS name; use tfds:NAME, e.g. tfds:cifar10")
         self.tfds_name = tfds_name
@@ -79,9 +133,10 @@ class TfdsDataset(ImageDataset):
         self.image_key = image_key
         self.label_key = label_key
         self._builder = _make_builder(tfds_name, data_dir)
+        if manual_dir is not None and not _is_prepared(self._builder):
+            _prepare_from_manual_dir(tfds_name, self._builder, manual_dir)
         info = self._builder.info
-        # An unprepared builder still has its info (from code) but no splits.
-        if not info.splits or not tf.io.gfile.exists(self._builder.data_dir):
+        if not _is_prepared(self._builder):
             raise _not_prepared(tfds_name, self._builder)
         self.class_names = list(self._class_label().names)
         self._image_feature()  # Fails early when the image key is wrong.
@@ -174,6 +229,13 @@ class TfdsDataset(ImageDataset):
         return records.map(
             to_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
         )
+
+    def _check_split(self, split):
+        """Returns `split`, which may be a TFDS slice of a split ("train[:50046]",
+        "train[10%:]"); raises a DatasetError if its split does not exist."""
+        base = split.split("[")[0] if isinstance(split, str) else split
+        super()._check_split(base)
+        return split
 
     def fingerprint(self):
         """Returns a hash of the name, the TFDS full name (with version), the

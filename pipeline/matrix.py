@@ -1,0 +1,108 @@
+"""The zoo matrix: objectives x architectures x seeds, each run trained (or
+resumed) and then exported as a TF-Hub module.
+
+Run names are ARCH_OBJECTIVE_seedN; run i trains in WORKDIR/train/NAME and
+exports to WORKDIR/modules/NAME (plus NAME.tar.gz with `archive`). A finished
+run (its train_info.json exists) is not retrained, and a module is exported
+again only when missing, so rerunning the command after a preemption goes on
+where it stopped.
+"""
+
+import dataclasses
+import itertools
+import json
+import os
+
+from export.hub_module import export_hub_module
+from zoo.configs import load_config
+from zoo.trainer import (
+    INFO_NAME,
+    load_trained_model,
+    train_and_evaluate,
+    validate_config,
+)
+
+
+@dataclasses.dataclass
+class MatrixConfig:
+    """What the matrix trains.
+
+    Args:
+      config: training config name or .py path.
+      objectives: objective names.
+      archs: architecture names (None: the config's).
+      seeds: seeds.
+      workdir: root of the runs and modules.
+      overrides: TrainConfig field overrides for every run.
+      export: export each run after training.
+      archive: also write each module as a .tar.gz.
+    """
+
+    config: str = "digits"
+    objectives: tuple = ("softmax",)
+    archs: tuple | None = None
+    seeds: tuple = (0,)
+    workdir: str = "runs/matrix"
+    overrides: dict = dataclasses.field(default_factory=dict)
+    export: bool = True
+    archive: bool = False
+
+
+def run_configs(matrix):
+    """Returns [(name, TrainConfig)] for every cell, validated before any work."""
+    base = load_config(matrix.config)
+    archs = matrix.archs or (base.arch,)
+    cells = []
+    for arch, objective, seed in itertools.product(
+        archs, matrix.objectives, matrix.seeds
+    ):
+        config = base.for_objective(objective).replace(
+            arch=arch, seed=seed, **matrix.overrides
+        )
+        validate_config(config)
+        cells.append((f"{arch}_{objective}_seed{seed}", config))
+    if not cells:
+        raise ValueError("empty matrix; pass --objectives, --archs and --seeds")
+    return cells
+
+
+def run_matrix(matrix, strategy=None, report=print):
+    """Trains and exports every cell; returns [{"name", "workdir", "module",
+    "holdout_top1"}] in matrix order."""
+    cells = run_configs(matrix)
+    summary = []
+    for i, (name, config) in enumerate(cells, start=1):
+        report(f"== [{i}/{len(cells)}] {name} ==")
+        workdir = os.path.join(matrix.workdir, "train", name)
+        if os.path.isfile(os.path.join(workdir, INFO_NAME)):
+            with open(os.path.join(workdir, INFO_NAME)) as f:
+                info = json.load(f)
+            report(f"[matrix] {name}: already trained, skipping training")
+        else:
+            info = train_and_evaluate(config, workdir, strategy, report).info
+        module = None
+        if matrix.export:
+            module = _export(matrix, name, workdir, report)
+        summary.append(
+            {
+                "name": name,
+                "workdir": workdir,
+                "module": module,
+                "holdout_top1": info["holdout"].get("top1"),
+            }
+        )
+    return summary
+
+
+def _export(matrix, name, workdir, report):
+    out = os.path.join(matrix.workdir, "modules", name)
+    if not os.path.isfile(os.path.join(out, "saved_model.pb")):
+        model, objective, info = load_trained_model(workdir)
+        out, sha = export_hub_module(model, objective, info, out, name=name)
+        report(f"[export] {out} sha256 {sha[:12]}")
+    if matrix.archive and not os.path.isfile(out + ".tar.gz"):
+        from export.archive import pack_module
+
+        sha = pack_module(out, out + ".tar.gz")
+        report(f"[export] {out}.tar.gz sha256 {sha[:12]}")
+    return out
