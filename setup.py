@@ -19,6 +19,7 @@ setup(
         "tensorflow-hub>=0.16.1",
         "tensorflow-datasets>=4.9.10",
         "tensorboard>=2.20,<2.22",
+        "matplotlib>=3.8",
         "scikit-learn>=1.5",
         "absl-py>=2.1",
         "numpy>=1.26",

@@ -1,11 +1,17 @@
 """Feature extraction with an on-disk cache shared by every evaluator.
 
-Preprocessing follows the linear-evaluation protocol: resize the shorter side
-to the module's input size and center crop (crop_fraction 1.0). The cache key
-covers everything that changes the features: module content hash, signature,
-dataset fingerprint, split, example selection, preprocessing and code version.
-Entries are written to a temporary file and renamed, so a killed run never
-leaves a partial entry.
+Preprocessing follows the linear-evaluation protocol (REFERENCE.md): resize
+the shorter side to the module's input size (bilinear, antialiased) and take
+the central square, i.e. `zoo.data.eval_preprocess` with crop_fraction 1.0,
+not the 0.875 crop used to evaluate the pretrained classifier. Pixels are
+float32 in [0, 1]; the module maps them onto its value range.
+
+A cache entry is keyed by everything that changes the features: the module's
+content hash and input contract, the dataset fingerprint, the split, the
+example selection (max_per_class; the selected ids are a deterministic
+function of the fingerprint and it), the preprocessing and the code version.
+Entries are written to a temporary file and renamed, and only after every
+split of a run was extracted and checked, so a failed run leaves no entry.
 """
 
 import hashlib
@@ -17,96 +23,242 @@ import numpy as np
 import tensorflow as tf
 
 from benchmark.features import FeatureSet
-from benchmark.modules import ModuleError, check_features
+from benchmark.modules import ModuleError, check_feature_type, check_features
 from zoo import data as zoo_data
+from zoo.data.base import DatasetError, short_message
 from zoo.provenance import code_version
+
+PROTOCOL_CROP_FRACTION = 1.0
+PROGRESS_SECONDS = 10.0
+
+
+def preprocessing(module, crop_fraction=PROTOCOL_CROP_FRACTION):
+    """Returns the preprocessing of `module`'s inputs as a JSON-able dict."""
+    return {
+        "resize": "shorter_side",
+        "interpolation": "bilinear_antialias",
+        "crop": "center",
+        "crop_fraction": crop_fraction,
+        "image_size": module.image_size,
+        "value_range": [float(v) for v in module.value_range],
+    }
 
 
 def cache_key(module, dataset, split, max_per_class, crop_fraction):
-    """Returns the hex key of the features of `module` on a dataset split."""
+    """Returns (hex key, the dict hashed) of `module`'s features on a split."""
     parts = {
         "module": module.sha256,
         "signature": module.signature,
-        "image_size": module.image_size,
         "dataset": dataset.name,
         "fingerprint": dataset.fingerprint(),
         "split": split,
         "max_per_class": max_per_class,
-        "crop_fraction": crop_fraction,
+        "preprocessing": preprocessing(module, crop_fraction),
         "code": code_version().split("+")[0],
     }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+    text = json.dumps(parts, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32], parts
 
 
-def _save_atomic(path, features):
-    tmp = f"{path}.tmp-{os.getpid()}.npz"
-    np.savez(tmp, features=features.features, labels=features.labels, ids=features.ids)
-    os.replace(tmp, path)
+class FeatureCache:
+    """A directory of FeatureSets, one `<key>.npz` per (module, split, ...).
+
+    Args:
+      directory: where entries live (created on the first write).
+    """
+
+    def __init__(self, directory):
+        self.directory = directory
+
+    def path(self, key):
+        """Returns the file of entry `key`."""
+        return os.path.join(self.directory, f"{key}.npz")
+
+    def load(self, key):
+        """Returns the FeatureSet stored under `key`, or None."""
+        path = self.path(key)
+        if not os.path.isfile(path):
+            return None
+        with np.load(path) as cached:
+            return FeatureSet(cached["features"], cached["labels"], cached["ids"])
+
+    def save(self, key, features, parts):
+        """Writes `features` (and the key's `parts`, for provenance) atomically:
+        to a temporary file in the same directory, then os.replace."""
+        os.makedirs(self.directory, exist_ok=True)
+        tmp = f"{self.path(key)}.tmp-{os.getpid()}.npz"
+        try:
+            np.savez(
+                tmp,
+                features=features.features,
+                labels=features.labels,
+                ids=features.ids,
+                key=json.dumps(parts, sort_keys=True),
+            )
+            os.replace(tmp, self.path(key))
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
 
 def extract_features(
+    module,
+    dataset,
+    splits,
+    *,
+    max_per_class=None,
+    batch_size=128,
+    crop_fraction=PROTOCOL_CROP_FRACTION,
+    cache_dir=None,
+    report=print,
+):
+    """Returns {split: FeatureSet} of `module` on each of `dataset`'s `splits`.
+
+    Splits found in the cache are read from it; the others are extracted and
+    written to it only once all of them succeeded. Raises ModuleError for
+    unusable features and DatasetError for unreadable data.
+    """
+    cache = FeatureCache(cache_dir) if cache_dir else None
+    results, pending = {}, []
+    for split in dict.fromkeys(splits):
+        key, parts = cache_key(module, dataset, split, max_per_class, crop_fraction)
+        cached = cache.load(key) if cache else None
+        if cached is not None:
+            report(f"[features] {dataset.name}/{split}: {len(cached)} from cache")
+            results[split] = cached
+            continue
+        results[split] = extract_split(
+            module,
+            dataset,
+            split,
+            max_per_class=max_per_class,
+            batch_size=batch_size,
+            crop_fraction=crop_fraction,
+            report=report,
+        )
+        pending.append((key, parts, split))
+    if cache:
+        for key, parts, split in pending:
+            cache.save(key, results[split], parts)
+    return results
+
+
+def preprocessed_batches(
+    module,
+    dataset,
+    split,
+    *,
+    max_per_class,
+    batch_size,
+    crop_fraction=PROTOCOL_CROP_FRACTION,
+):
+    """Returns the tf.data pipeline of (images, labels, ids) batches fed to
+    `module`: decoding and preprocessing run in parallel and are prefetched,
+    so they overlap the forward pass."""
+    size = module.image_size
+
+    def prepare(example):
+        image = zoo_data.eval_preprocess(example["image"], size, crop_fraction)
+        return image, example["label"], example["id"]
+
+    return (
+        dataset.as_dataset(split, max_per_class=max_per_class)
+        .map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def extract_split(
     module,
     dataset,
     split,
     *,
     max_per_class=None,
     batch_size=128,
-    crop_fraction=1.0,
-    cache_dir=None,
+    crop_fraction=PROTOCOL_CROP_FRACTION,
     report=print,
 ):
-    """Returns the FeatureSet of `module` on `dataset`'s `split`, from the cache
-    when `cache_dir` holds it. Raises ModuleError for NaN or constant features."""
-    path = None
-    if cache_dir:
-        key = cache_key(module, dataset, split, max_per_class, crop_fraction)
-        path = os.path.join(cache_dir, f"{key}.npz")
-        if os.path.isfile(path):
-            with np.load(path) as cached:
-                return FeatureSet(cached["features"], cached["labels"], cached["ids"])
-    size = module.image_size
+    """Returns the FeatureSet of `module` on one split (no cache), printing a
+    progress line every PROGRESS_SECONDS and at the end."""
     total = dataset.num_examples(split, max_per_class=max_per_class)
-    ds = (
-        dataset.as_dataset(split, max_per_class=max_per_class)
-        .map(
-            lambda e: (
-                zoo_data.eval_preprocess(e["image"], size, crop_fraction),
-                e["label"],
-                e["id"],
-            ),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-        .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
+    batches = preprocessed_batches(
+        module,
+        dataset,
+        split,
+        max_per_class=max_per_class,
+        batch_size=batch_size,
+        crop_fraction=crop_fraction,
     )
     chunks, labels, ids = [], [], []
-    start = last = time.perf_counter()
-    for images, batch_labels, batch_ids in ds:
-        chunks.append(np.asarray(module(images), dtype=np.float32))
+    done, start = 0, time.perf_counter()
+    last = start
+    for images, batch_labels, batch_ids in _read_batches(
+        batches, dataset, split, max_per_class
+    ):
+        chunks.append(_forward(module, images))
         labels.append(batch_labels.numpy())
         ids.append(batch_ids.numpy())
-        done = sum(len(c) for c in chunks)
-        if time.perf_counter() - last > 10 or done == total:
+        done += len(chunks[-1])
+        if time.perf_counter() - last > PROGRESS_SECONDS:
             last = time.perf_counter()
-            rate = done / max(last - start, 1e-9)
-            report(
-                f"[features] {dataset.name}/{split}: {done}/{total} ({rate:.0f} img/s)"
-            )
+            report(_progress(dataset, split, done, total, last - start))
     if not chunks:
-        raise ModuleError(f"{dataset.name}/{split} has no images to extract")
+        raise DatasetError(f"{dataset.name}/{split} has no images to extract")
+    report(_progress(dataset, split, done, total, time.perf_counter() - start))
     features = np.concatenate(chunks)
-    check_features(features, module.handle)
-    if np.all(np.ptp(features, axis=0) == 0):
-        raise ModuleError(
-            f"{module.handle} returns the same features for every image of "
-            f"{dataset.name}/{split}; check the module's input range and signature"
-        )
-    result = FeatureSet(
+    check_features(features, module.handle, f"{dataset.name}/{split}")
+    return FeatureSet(
         features,
         np.concatenate(labels).astype(np.int64),
         np.concatenate(ids).astype(str),
     )
-    if path:
-        os.makedirs(cache_dir, exist_ok=True)
-        _save_atomic(path, result)
-    return result
+
+
+def _read_batches(batches, dataset, split, max_per_class):
+    """Yields the batches, turning a read failure into a DatasetError that names
+    the failing file where the dataset can (undecodable images fail the run)."""
+    position = 0
+    iterator = iter(batches)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except tf.errors.OpError as error:
+            raise _read_error(dataset, split, max_per_class, position, error) from None
+        position += int(batch[1].shape[0])
+        yield batch
+
+
+def _read_error(dataset, split, max_per_class, position, error):
+    """Returns the DatasetError for a failure at or after example `position`."""
+    # ImageDataset's hook names the undecodable file for image folders.
+    named = getattr(dataset, "_read_error", None)
+    if named is not None:
+        return named(split, max_per_class, position, error)
+    return DatasetError(
+        f"cannot read {dataset.name}/{split} after example {position}: "
+        f"{short_message(error)}"
+    )
+
+
+def _forward(module, images):
+    """Returns module(images) as float32 numpy, errors as ModuleError."""
+    try:
+        features = check_feature_type(module(images), module.handle)
+    except (TypeError, ValueError, tf.errors.OpError) as e:
+        if isinstance(e, ModuleError):
+            raise
+        message = " ".join(str(e).split())[:200]
+        raise ModuleError(
+            f"{module.handle} fails on a batch of shape {images.shape.as_list()}: "
+            f"{message}"
+        ) from None
+    return np.asarray(features, dtype=np.float32)
+
+
+def _progress(dataset, split, done, total, seconds):
+    """Returns one progress line: count, total and images per second."""
+    rate = done / max(seconds, 1e-9)
+    return f"[features] {dataset.name}/{split}: {done}/{total} ({rate:.0f} img/s)"

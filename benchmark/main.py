@@ -3,45 +3,39 @@ to a leaderboard.
 
 Examples:
   zoo-benchmark --module=runs/demo/modules/resnet50_softmax_seed0
-  zoo-benchmark --module=PATH --datasets=../shared/data/cifar10 \\
+  zoo-benchmark --module=PATH --suite=transfer --data_dir=~/tensorflow_datasets
+  zoo-benchmark --module=PATH --suite=local --datasets=../shared/data/cifar10 \\
       --max_per_class=100 --leaderboard=runs/my_leaderboard.csv
-A module is a SavedModel directory or an http(s)/gs:// URL resolved through
-tensorflow_hub (TFHUB_CACHE_DIR). Rows are appended only after every
-evaluation of a dataset succeeded.
+Suites: smoke (embedded digits, seconds), transfer (the paper's eight sets from
+prepared TFDS data, `benchmark.datasets`), local (image folders or other specs
+given by --datasets). A module is a SavedModel directory, a .tar.gz archive, a
+catalog name or an http(s)/gs:// URL resolved through tensorflow_hub
+(TFHUB_CACHE_DIR). Modules holding file-system, network or Python ops are
+refused before anything runs. Rows are appended only after every evaluation
+of a dataset succeeded.
 """
 
 from absl import flags
 
 from zoo.cli import run_main
 
-SUITES = {
-    "smoke": ("digits_5to9",),
-    "transfer": (
-        "tfds:food101",
-        "tfds:cifar10",
-        "tfds:cifar100",
-        "tfds:caltech_birds2011",  # Birdsnap is not in TFDS; nearest substitute
-        "tfds:sun397",
-        "tfds:cars196",
-        "tfds:oxford_iiit_pet",
-        "tfds:oxford_flowers102",
-    ),
-}
+SMOKE_SUITE = ("digits_5to9",)
+SUITES = ("smoke", "transfer", "local")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
-    "module", None, "Module handle: SavedModel dir or URL.", required=True
+    "module",
+    None,
+    "Module handle: SavedModel dir, .tar.gz, catalog name or URL.",
+    required=True,
 )
 flags.DEFINE_enum(
-    "suite",
-    "smoke",
-    sorted(SUITES) + ["local"],
-    "Dataset suite; 'local' uses --datasets only.",
+    "suite", "smoke", SUITES, "Dataset suite; 'local' uses --datasets only."
 )
 flags.DEFINE_list(
     "datasets",
     None,
-    "Dataset specs (registered name, tfds:NAME or image-folder "
+    "Dataset specs (transfer name, registered name, tfds:NAME or image-folder "
     "path); replaces the suite's datasets.",
 )
 flags.DEFINE_list(
@@ -52,34 +46,60 @@ flags.DEFINE_string(
 )
 flags.DEFINE_string("cache_dir", "runs/feature_cache", "Feature cache directory.")
 flags.DEFINE_integer("max_per_class", None, "Cap on images per class and split.")
+flags.DEFINE_integer("batch_size", 128, "Images per forward pass.")
 flags.DEFINE_integer("image_size", None, "Override the module's input size.")
 flags.DEFINE_string("signature", None, "Override the signature (default: __call__).")
-flags.DEFINE_string("data_dir", None, "TFDS data directory.")
+flags.DEFINE_string(
+    "value_range",
+    None,
+    "Override the pixel range the module expects, 'low,high' (0,1 / 0,255 / -1,1); "
+    "images in [0, 1] are rescaled to it.",
+)
+flags.DEFINE_integer(
+    "knn_chunk_size", 1024, "kNN query rows per similarity block (bounds memory)."
+)
+flags.DEFINE_bool("knn_weighted", False, "kNN votes weighted by cosine similarity.")
+flags.DEFINE_string("data_dir", None, "Prepared TFDS data directory.")
 
 
-def datasets_from_flags():
-    """Returns the dataset specs to run."""
-    if FLAGS.datasets:
-        return list(FLAGS.datasets)
-    if FLAGS.suite == "local":
+def dataset_specs(suite, datasets):
+    """Returns the dataset specs to run: `datasets` if given, else the suite's."""
+    from benchmark.datasets import TRANSFER_SUITE
+
+    if datasets:
+        return list(datasets)
+    if suite == "local":
         raise ValueError("--suite=local needs --datasets=PATH[,PATH...]")
-    return list(SUITES[FLAGS.suite])
+    return list(SMOKE_SUITE if suite == "smoke" else TRANSFER_SUITE)
+
+
+def evaluator_config():
+    """Returns the per-evaluator keyword config set by flags."""
+    return {"knn": {"chunk_size": FLAGS.knn_chunk_size, "weighted": FLAGS.knn_weighted}}
 
 
 def main(argv):
     del argv
     from benchmark import leaderboard
+    from benchmark.datasets import load_benchmark_dataset
     from benchmark.evaluators import create_evaluator
-    from benchmark.modules import load_module
+    from benchmark.modules import load_module, parse_value_range
     from benchmark.run import benchmark_module
-    from zoo.data import load_dataset
 
     leaderboard.read_rows(FLAGS.leaderboard)  # a foreign header fails before work
+    value_range = parse_value_range(FLAGS.value_range)
+    config = evaluator_config()
     for name in FLAGS.evaluations:
-        create_evaluator(name)
-    datasets = [load_dataset(s, data_dir=FLAGS.data_dir) for s in datasets_from_flags()]
+        create_evaluator(name, **config.get(name, {}))
+    datasets = [
+        load_benchmark_dataset(spec, data_dir=FLAGS.data_dir)
+        for spec in dataset_specs(FLAGS.suite, FLAGS.datasets)
+    ]
     module = load_module(
-        FLAGS.module, image_size=FLAGS.image_size, signature=FLAGS.signature
+        FLAGS.module,
+        image_size=FLAGS.image_size,
+        signature=FLAGS.signature,
+        value_range=value_range,
     )
     print(f"[module] {module.handle} {module.contract()} sha256 {module.sha256[:12]}")
     rows = []
@@ -90,6 +110,8 @@ def main(argv):
             FLAGS.evaluations,
             max_per_class=FLAGS.max_per_class,
             cache_dir=FLAGS.cache_dir,
+            evaluator_config=config,
+            batch_size=FLAGS.batch_size,
             report=lambda s: print(s, flush=True),
         )
         leaderboard.append_rows(FLAGS.leaderboard, new)

@@ -10,6 +10,7 @@ import dataclasses
 import os
 
 from benchmark import leaderboard
+from benchmark.datasets import load_benchmark_dataset
 from benchmark.evaluators import create_evaluator
 from benchmark.modules import load_module
 from benchmark.run import benchmark_module
@@ -77,7 +78,7 @@ def validate(demo):
     configs = _train_configs(demo)
     for config in configs:
         validate_config(config)
-    target = zoo_data.load_dataset(demo.target, data_dir=demo.data_dir)
+    target = load_benchmark_dataset(demo.target, data_dir=demo.data_dir)
     for name in demo.evaluations:
         create_evaluator(name)
     leaderboard.read_rows(demo.leaderboard_path)  # a foreign header fails now

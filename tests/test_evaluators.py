@@ -311,6 +311,33 @@ def test_knn_predict_equals_sklearn_on_two_classes():
     np.testing.assert_array_equal(ours, sk.fit(train_x, train_y).predict(query_x))
 
 
+def test_weighted_knn_equals_sklearn_with_similarity_weights():
+    # Our weighted vote sums cosine similarities: sklearn's weighted vote with
+    # weights = 1 - cosine distance. Real-valued sums leave no ties.
+    rng = np.random.RandomState(2)
+    train_x, query_x = rng.randn(250, 16), rng.randn(100, 16)
+    train_y = rng.randint(0, 4, size=250)
+    sk = KNeighborsClassifier(
+        n_neighbors=7,
+        metric="cosine",
+        algorithm="brute",
+        weights=lambda distance: 1.0 - distance,
+    )
+    ours = knn_predict(train_x, train_y, query_x, k=7, weighted=True, chunk_size=13)
+    np.testing.assert_array_equal(ours, sk.fit(train_x, train_y).predict(query_x))
+
+
+def test_knn_predictions_do_not_depend_on_the_chunk_size():
+    rng = np.random.RandomState(3)
+    train_x, query_x = rng.randn(90, 8), rng.randn(40, 8)
+    train_y = rng.randint(0, 3, size=90)
+    runs = [knn_predict(train_x, train_y, query_x, 5, chunk_size=c) for c in (1, 7, 64)]
+    for run in runs[1:]:
+        np.testing.assert_array_equal(run, runs[0])
+    with pytest.raises(ValueError, match="chunk_size"):
+        create_evaluator("knn", chunk_size=0)
+
+
 def test_knn_vote_ties_go_to_similarity_then_lowest_label():
     train_x = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
     train_y = np.array([0, 1, 2])

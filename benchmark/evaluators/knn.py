@@ -35,6 +35,8 @@ class KNN(Evaluator):
         val_seed=0,
         chunk_size=1024,
     ):
+        if int(chunk_size) < 1:
+            raise ValueError(f"kNN chunk_size must be >= 1, got {chunk_size}")
         self.ks = ks
         self.weighted = weighted
         self.val_fraction = val_fraction
@@ -112,7 +114,8 @@ def _neighbours(train_x, train_y, query_x, k, chunk_size):
     sims, labels = [], []
     for start in range(0, len(query), chunk_size):
         block = query[start : start + chunk_size] @ memory.T
-        top = np.argpartition(-block, k - 1, axis=1)[:, :k]
+        # The k largest, without the copy a negated block would cost.
+        top = np.argpartition(block, block.shape[1] - k, axis=1)[:, -k:]
         top_sims = np.take_along_axis(block, top, axis=1)
         # lexsort's last key is primary: similarity descending, then index.
         order = np.lexsort((top, -top_sims), axis=1)

@@ -1,0 +1,135 @@
+"""Linear transfer accuracy against class separation R^2, measured and reported.
+
+The paper's central plot (Kornblith et al. 2021, Fig. 3): objectives whose
+penultimate classes are more separated (higher R^2, eq. 11) transfer worse by
+linear probe. One point per module (leaderboard.MODULE_COLUMNS):
+  x = R^2, the mean of the module's class_separation rows measured on its
+      pretraining data (rows whose dataset starts with the module's
+      pretrain_dataset, e.g. imagenet2012_train), or on all of its R^2 rows
+      when it has none there;
+  y = the mean linear_probe accuracy over the datasets the module has.
+Rows measured here go in the left panel, rows reported in papers in the right.
+"""
+
+import os
+import statistics
+import typing
+
+from benchmark.leaderboard import MEASURED, MODULE_COLUMNS
+
+
+class Point(typing.NamedTuple):
+    """One module in the plot: `accuracy` is a fraction."""
+
+    label: str
+    arch: str
+    r2: float
+    accuracy: float
+
+
+def separation_points(rows):
+    """Returns {"measured": [Point], "reported": [Point]}, one Point per module
+    having both a class_separation R^2 and a linear_probe accuracy; its label
+    is the objective (the handle's base name when the objective is unknown)."""
+    modules = {}
+    for row in rows:
+        modules.setdefault(tuple(row[c] for c in MODULE_COLUMNS), []).append(row)
+    points = {"measured": [], "reported": []}
+    for (source, handle, _, arch, objective), module_rows in modules.items():
+        r2 = _module_r2(module_rows)
+        accuracies = [
+            float(r["value"])
+            for r in module_rows
+            if r["evaluation"] == "linear_probe" and r["metric"] == "accuracy"
+        ]
+        if r2 is None or not accuracies:
+            continue
+        label = objective or os.path.basename(handle)
+        kind = "measured" if source == MEASURED else "reported"
+        points[kind].append(Point(label, arch, r2, statistics.fmean(accuracies)))
+    return points
+
+
+def _module_r2(module_rows):
+    """Returns the mean R^2 on the pretraining data (see module docstring)."""
+    r2_rows = [
+        r
+        for r in module_rows
+        if r["evaluation"] == "class_separation" and r["metric"] == "r2"
+    ]
+    on_pretraining = [
+        r
+        for r in r2_rows
+        if r["pretrain_dataset"] and r["dataset"].startswith(r["pretrain_dataset"])
+    ]
+    chosen = on_pretraining or r2_rows
+    return statistics.fmean(float(r["value"]) for r in chosen) if chosen else None
+
+
+def plot_transfer_vs_separation(rows, path):
+    """Writes the two-panel PNG to `path` (atomically) and returns the points.
+
+    Raises ValueError when matplotlib is missing or no module has both values.
+    """
+    points = separation_points(rows)
+    if not points["measured"] and not points["reported"]:
+        raise ValueError(
+            "no module has both a class_separation R^2 and a linear_probe "
+            "accuracy to plot; run zoo-benchmark with both evaluations"
+        )
+    figure = _figure(points)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    try:
+        figure.savefig(tmp, format="png", dpi=120)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return points
+
+
+def _figure(points):
+    """Returns a matplotlib Figure with the measured and reported panels."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ValueError(
+            "plotting needs matplotlib; install it with pip install matplotlib"
+        ) from None
+    figure = Figure(figsize=(12, 5), layout="constrained")
+    for axes, kind in zip(figure.subplots(1, 2), ("measured", "reported")):
+        _panel(axes, points[kind], kind)
+    return figure
+
+
+def _panel(axes, points, kind):
+    """Draws one scatter panel of (R^2, accuracy %) points with labels."""
+    title = "measured here" if kind == "measured" else "reported in papers"
+    axes.set_title(f"{title} ({len(points)} modules)")
+    axes.set_xlabel("class separation R^2 (pretraining data)")
+    axes.set_ylabel("linear transfer accuracy (%, mean over datasets)")
+    axes.grid(alpha=0.3)
+    if not points:
+        axes.text(
+            0.5, 0.5, "no modules", ha="center", va="center", transform=axes.transAxes
+        )
+        return
+    for arch in sorted({p.arch for p in points}):
+        group = [p for p in points if p.arch == arch]
+        axes.scatter(
+            [p.r2 for p in group],
+            [100.0 * p.accuracy for p in group],
+            s=25,
+            label=arch or "unknown arch",
+        )
+    for p in points:
+        axes.annotate(
+            p.label,
+            (p.r2, 100.0 * p.accuracy),
+            fontsize=7,
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
+    axes.legend(fontsize=8)
