@@ -41,6 +41,7 @@ setup(
             "zoo-demo=pipeline.demo_main:run",
             "zoo-matrix=pipeline.matrix_main:run",
             "zoo-pull=export.pull_main:run",
+            "zoo-evaluate=benchmark.evaluate_main:run",
         ],
     },
 )

@@ -91,3 +91,19 @@ def write_tfds_metadata(data_dir, name, split_sizes):
     builder.info.set_splits(tfds.core.SplitDict(splits))
     tf.io.gfile.makedirs(builder.data_dir)
     builder.info.write_to_directory(builder.data_dir)
+
+
+def save_module_without_logits(path):
+    """Saves at `path` a SavedModel whose __call__ returns mean colours and
+    that has no `logits` signature (metadata.json declares 8 px)."""
+    import json
+
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.__call__ = tf.function(
+        lambda images: tf.reduce_mean(images, axis=[1, 2]),
+        input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)],
+    )
+    tf.saved_model.save(module, str(path))
+    (path / "metadata.json").write_text(json.dumps({"image_size": 8}))

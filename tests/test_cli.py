@@ -32,7 +32,16 @@ def assert_one_line_error(result, *fragments):
 
 @pytest.mark.parametrize(
     "command",
-    ["zoo-demo", "zoo-train", "zoo-export", "zoo-benchmark", "zoo-leaderboard"],
+    [
+        "zoo-demo",
+        "zoo-train",
+        "zoo-export",
+        "zoo-benchmark",
+        "zoo-leaderboard",
+        "zoo-matrix",
+        "zoo-pull",
+        "zoo-evaluate",
+    ],
 )
 def test_help(command):
     result = run(command, "--help")

@@ -386,7 +386,9 @@ def test_one_and_two_replicas_give_the_same_loss_curve():
     assert (out["one"]["replicas"], out["two"]["replicas"]) == (1, 2)
     one, two = np.array(out["one"]["losses"]), np.array(out["two"]["losses"])
     assert len(one) == len(two) == 20
-    np.testing.assert_allclose(one[:8], two[:8], atol=2e-4)
+    # A wrong global-batch scaling (e.g. averaged instead of summed gradients)
+    # changes the loss by ~1e-2 from the second step on.
+    np.testing.assert_allclose(one[:5], two[:5], atol=1e-4)
     np.testing.assert_allclose(one, two, atol=0.05)
     for h1, h2 in zip(out["one"]["history"], out["two"]["history"]):
         assert h1["count"] == h2["count"]

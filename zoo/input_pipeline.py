@@ -9,6 +9,7 @@ before decoding-heavy augmentation.
 """
 
 import dataclasses
+import functools
 
 import tensorflow as tf
 
@@ -101,27 +102,27 @@ def _split(config, dataset, split, cap):
 
 
 def _epoch_seed(seed, epoch):
+    """Returns the seed of `epoch`: shuffling and augmentation of an epoch
+    depend on (seed, epoch) only."""
     return (seed * 1_000_003 + epoch * 7_919 + 17) % (2**31 - 1)
 
 
-def train_dataset_fn(config, data, epoch, skip_batches=0):
-    """Returns fn(input_context) -> the batched training data of `epoch`,
-    starting after `skip_batches` global batches, for
-    strategy.distribute_datasets_from_function.
+def train_dataset_fn(config, data, steps_per_epoch, first_epoch=0, skip_batches=0):
+    """Returns fn(input_context) -> the batched training data of epochs
+    `first_epoch` .. config.epochs - 1, starting after `skip_batches` global
+    batches of the first one, for strategy.distribute_datasets_from_function.
 
-    Each host reads its own shard; each replica gets consecutive per-replica
-    batches, so replicas together see exactly the examples one replica would
-    see in a global batch.
+    One dataset covers every remaining epoch, so a run keeps one iterator (and
+    its warmed-up pipeline) from start to end. Each epoch is exactly
+    `steps_per_epoch` global batches. Each host reads its own shard; each
+    replica gets consecutive per-replica batches, so replicas together see
+    exactly the examples one replica would see in a global batch.
     """
-    size, seed = config.image_size, _epoch_seed(config.seed, epoch)
-    train = data.train
+    size, train = config.image_size, data.train
 
-    def augment(example):
+    def augment(example, epoch_seed):
         example_seed = tf.stack(
-            [
-                tf.constant(seed, tf.int64),
-                tf.strings.to_hash_bucket_fast(example["id"], 2**62),
-            ]
+            [epoch_seed, tf.strings.to_hash_bucket_fast(example["id"], 2**62)]
         )
         image = zoo_data.train_preprocess(
             example["image"],
@@ -136,13 +137,38 @@ def train_dataset_fn(config, data, epoch, skip_batches=0):
         per_replica = context.get_per_replica_batch_size(config.global_batch_size)
         per_host = per_replica * context.num_replicas_in_sync
         per_host //= max(context.num_input_pipelines, 1)
-        ds = train
+        per_epoch = steps_per_epoch * per_host
+        source = train
         if context.num_input_pipelines > 1:
-            ds = ds.shard(context.num_input_pipelines, context.input_pipeline_id)
+            source = source.shard(
+                context.num_input_pipelines, context.input_pipeline_id
+            )
         buffer = max(1, min(data.num_train, config.shuffle_buffer))
-        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=False).repeat()
-        ds = ds.skip(skip_batches * per_host)
-        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+        def epoch_examples(epoch):
+            seed = _epoch_seed(config.seed, epoch)
+            ds = source.shuffle(buffer, seed=seed, reshuffle_each_iteration=False)
+            return ds.repeat().take(per_epoch)
+
+        # Python-built epochs (tf.data's shuffle cannot take a tensor seed);
+        # each example's epoch, hence its augmentation seed, comes from its
+        # position, so no extra per-element stage is needed.
+        ds = functools.reduce(
+            lambda a, b: a.concatenate(b),
+            (epoch_examples(e) for e in range(first_epoch, config.epochs)),
+        ).skip(skip_batches * per_host)
+        seeds = tf.constant(
+            [_epoch_seed(config.seed, e) for e in range(first_epoch, config.epochs)],
+            tf.int64,
+        )
+        offset = skip_batches * per_host
+
+        def augment_at(position, example):
+            return augment(example, seeds[(position + offset) // per_epoch])
+
+        ds = ds.enumerate().map(
+            augment_at, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
         return ds.batch(per_replica, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
     return dataset_fn

@@ -308,7 +308,7 @@ class _Run:
                 losses = losses.write(
                     i, self.strategy.reduce("MEAN", per_replica, axis=None)
                 )
-                self.step.assign_add(1)
+            self.step.assign_add(tf.cast(steps, tf.int64))
             return losses.stack()
 
         def eval_fn(images, labels):
@@ -362,8 +362,15 @@ class _Run:
             self.ema.swap()
         return {"top1": hit1 / count, "top5": hit5 / count, "count": int(count)}
 
-    def train_iterator(self, epoch, skip_batches):
-        fn = pipeline.train_dataset_fn(self.config, self.data, epoch, skip_batches)
+    def train_iterator(self, step):
+        """Returns the distributed iterator over the batches after `step`."""
+        fn = pipeline.train_dataset_fn(
+            self.config,
+            self.data,
+            self.steps_per_epoch,
+            first_epoch=step // self.steps_per_epoch,
+            skip_batches=step % self.steps_per_epoch,
+        )
         return iter(self.strategy.distribute_datasets_from_function(fn))
 
     def run_steps(self, iterator, steps):
@@ -430,9 +437,9 @@ def train_and_evaluate(config, workdir, strategy=None, report=print):
             _end_epoch(run, step // run.steps_per_epoch, history, writer, None)
         run.epoch_loss.assign(0.0)
     stop = _should_stop(config, history)
+    iterator = run.train_iterator(step) if step < run.total_steps else None
     while step < run.total_steps and not stop:
         epoch = step // run.steps_per_epoch
-        iterator = run.train_iterator(epoch, step % run.steps_per_epoch)
         start = time.perf_counter()
         while True:
             n = _next_call_length(run, step)

@@ -1,0 +1,248 @@
+"""Fine-tuning: the grid, the update rule by hand, refusal of modules that
+cannot be fine-tuned, batch-norm statistics, 2 replicas, and fine-tuning vs
+the linear probe on real CIFAR-10 images."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from benchmark.evaluators.fine_tune import (
+    FULL_LEARNING_RATES,
+    FULL_WEIGHT_DECAYS,
+    FineTune,
+    _FineTuner,
+    grid,
+)
+from benchmark.evaluators.module_base import (
+    create_module_evaluator,
+    list_module_evaluators,
+    load_saved_module,
+)
+from benchmark.module_run import evaluate_module
+from benchmark.modules import ModuleError
+from zoo.data import load_dataset
+
+SPEC = tf.TensorSpec([None, None, None, 3], tf.float32, name="images")
+
+
+def _write_reusable(tmp_path, training_argument=True, trainable=True):
+    """Writes a tiny Reusable SavedModel and returns its path: features = mean
+    colour @ W + b, with a batch-norm-like moving mean of the features updated
+    when training (as export/hub_module.py lays a module out)."""
+    root = tf.train.Checkpoint()
+    kernel = tf.Variable(np.arange(12, dtype=np.float32).reshape(3, 4) / 10)
+    bias = tf.Variable(np.ones(4, np.float32))
+    moving_mean = tf.Variable(np.zeros(4, np.float32), trainable=False)
+    root.variables = [kernel, bias, moving_mean]
+    root.trainable_variables = [kernel, bias] if trainable else []
+    root.regularization_losses = []
+
+    def features(images, training):
+        out = tf.matmul(tf.reduce_mean(images, axis=[1, 2]), kernel) + bias
+        if training:
+            moving_mean.assign(0.9 * moving_mean + 0.1 * tf.reduce_mean(out, 0))
+        return out
+
+    if training_argument:
+
+        @tf.function
+        def call(images, training=False):
+            return features(images, training)
+
+        for training in (False, True):
+            call.get_concrete_function(SPEC, training)
+    else:
+        call = tf.function(
+            lambda images: features(images, False), input_signature=[SPEC]
+        )
+    root.__call__ = call
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    tf.saved_model.save(root, str(tmp_path / "module"))
+    (tmp_path / "module" / "metadata.json").write_text(json.dumps({"image_size": 8}))
+    return str(tmp_path / "module")
+
+
+def test_grids():
+    np.testing.assert_allclose(FULL_LEARNING_RATES, np.logspace(-4, -1, 8))
+    assert FULL_WEIGHT_DECAYS[0] == 0.0
+    np.testing.assert_allclose(FULL_WEIGHT_DECAYS[1:], np.logspace(-6, -3, 8))
+    learning_rates, weight_decays = grid("small")
+    assert len(learning_rates) == len(weight_decays) == 2
+    assert set(learning_rates) <= set(FULL_LEARNING_RATES)
+    assert set(weight_decays) <= set(FULL_WEIGHT_DECAYS)
+    with pytest.raises(ValueError, match="unknown grid"):
+        grid("medium")
+    protocol = FineTune().protocol()
+    assert protocol["steps"] == 20_000 and len(protocol["learning_rates"]) == 8
+
+
+def test_every_module_evaluator_builds_with_a_json_protocol():
+    names = list_module_evaluators()
+    assert names == ["calibration", "chexpert", "fine_tune", "imagenet_ood"]
+    for name in names:
+        evaluator = create_module_evaluator(name)
+        protocol = evaluator.protocol()
+        assert protocol["evaluator"] == name == evaluator.name
+        assert json.loads(json.dumps(protocol)) == protocol
+    with pytest.raises(ValueError, match="unknown module evaluator 'linear'"):
+        create_module_evaluator("linear")
+
+
+def test_update_rule_by_hand(tmp_path):
+    path = _write_reusable(tmp_path)
+    config = FineTune(steps=4, batch_size=2)
+    tuner = _FineTuner(load_saved_module(path), 3, tf.distribute.get_strategy(), config)
+    lr, wd = 0.5, 0.1
+    tuner.reset(lr, wd)
+    kernel, bias = tuner.module.trainable_variables
+    k0, b0 = kernel.numpy(), bias.numpy()
+    grads = [tf.ones_like(v) for v in tuner.variables]
+    tuner._apply(grads)  # t = 0: cosine factor 1
+    np.testing.assert_allclose(kernel.numpy(), (k0 - lr * 1.0) * (1 - wd), rtol=1e-6)
+    np.testing.assert_allclose(bias.numpy(), b0 - lr * 1.0, rtol=1e-6)  # no decay
+    k1, b1 = kernel.numpy(), bias.numpy()
+    tuner._apply(grads)  # t = 1 of 4: factor (1 + cos(pi / 4)) / 2, momentum 1.9
+    factor = (1 + np.cos(np.pi / 4)) / 2
+    np.testing.assert_allclose(
+        kernel.numpy(), (k1 - lr * factor * 1.9) * (1 - wd * factor), rtol=1e-6
+    )
+    np.testing.assert_allclose(bias.numpy(), b1 - lr * factor * 1.9, rtol=1e-6)
+    # reset restores the pre-trained weights and zeroes head and momentum.
+    tuner.reset(lr, wd)
+    np.testing.assert_array_equal(kernel.numpy(), k0)
+    assert not np.any(tuner.head_w.numpy()) and not np.any(tuner.momenta[0].numpy())
+
+
+def test_fit_updates_moving_statistics_and_reset_restores_them(tmp_path):
+    path = _write_reusable(tmp_path)
+    config = FineTune(steps=3, batch_size=4)
+    tuner = _FineTuner(load_saved_module(path), 2, tf.distribute.get_strategy(), config)
+    images = tf.random.stateless_uniform([4, 8, 8, 3], seed=[0, 1])
+    batches = tf.data.Dataset.from_tensors((images, tf.constant([0, 1, 0, 1]))).repeat()
+    loss = tuner.fit(batches, 0.1, 0.0)
+    assert np.isfinite(loss)
+    moving = [v for v in tuner.module.variables if not v.trainable][0]
+    assert np.any(moving.numpy() != 0)
+    tuner.reset(0.1, 0.0)
+    assert not np.any(moving.numpy())
+
+
+def test_modules_that_cannot_be_fine_tuned_are_refused(tmp_path):
+    frozen = _write_reusable(tmp_path / "a", trainable=False)
+    with pytest.raises(ModuleError, match="exposes no trainable_variables") as error:
+        list(FineTune(steps=1).run(frozen, load_dataset("digits_5to9")))
+    assert "\n" not in str(error.value)
+    no_training = _write_reusable(tmp_path / "b", training_argument=False)
+    with pytest.raises(ModuleError, match="takes no `training` argument"):
+        list(FineTune(steps=1).run(no_training, load_dataset("digits_5to9")))
+
+
+def test_run_selects_on_validation_and_reports_the_choice(tmp_path):
+    path = _write_reusable(tmp_path)
+    rows = evaluate_module(
+        path,
+        "fine_tune",
+        load_dataset("digits_5to9"),
+        config=dict(
+            learning_rates=(0.01, 0.1),
+            weight_decays=(0.0, 1e-4),
+            steps=20,
+            batch_size=16,
+            max_per_class=10,
+            cache_images=True,
+        ),
+        report=lambda line: None,
+    )
+    (row,) = rows
+    selected = json.loads(row["selected"])
+    assert selected["learning_rate"] in (0.01, 0.1)
+    assert selected["weight_decay"] in (0.0, 1e-4)
+    assert 0.0 <= selected["val_accuracy"] <= 1.0
+    assert row["evaluation"] == "fine_tune" and row["split"] == "train->test"
+    assert row["train_size"] == "50" and row["test_size"] == "50"
+    assert json.loads(row["protocol"])["steps"] == 20
+
+
+TWO_REPLICAS = textwrap.dedent(
+    """
+    import json, sys
+    from zoo.distribute import create_strategy
+    mirrored = create_strategy("cpu:2")
+    import tensorflow as tf
+    from benchmark.evaluators.fine_tune import FineTune, _FineTuner
+    from benchmark.evaluators.module_base import load_saved_module
+
+    images = tf.random.stateless_uniform([8, 8, 8, 3], seed=[0, 1])
+    labels = tf.constant([0, 1, 2, 0, 1, 2, 0, 1])
+    batches = tf.data.Dataset.from_tensors((images, labels)).repeat()
+    out = {}
+    for name, strategy in (("one", tf.distribute.get_strategy()), ("two", mirrored)):
+        tuner = _FineTuner(load_saved_module(sys.argv[1]), 3, strategy,
+                           FineTune(steps=5, batch_size=8))
+        loss = tuner.fit(batches, 0.1, 1e-3)
+        moving = [v for v in tuner.module.variables if not v.trainable][0]
+        seven = tf.data.Dataset.from_tensor_slices(images[:7]).batch(4)
+        out[name + "_predictions"] = tuner.predict(seven).tolist()
+        out[name] = {"replicas": strategy.num_replicas_in_sync, "loss": loss,
+                     "kernel": tuner.module.trainable_variables[0].numpy().tolist(),
+                     "moving": moving.numpy().tolist()}
+    print(json.dumps(out))
+    """
+)
+
+
+def test_two_replicas_match_one(tmp_path):
+    path = _write_reusable(tmp_path)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run(
+        [sys.executable, "-c", TWO_REPLICAS, path],
+        capture_output=True,
+        text=True,
+        cwd=repo,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": repo},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["one"]["replicas"] == 1 and out["two"]["replicas"] == 2
+    assert out["two"]["loss"] == pytest.approx(out["one"]["loss"], rel=1e-4)
+    np.testing.assert_allclose(out["two"]["kernel"], out["one"]["kernel"], rtol=1e-4)
+    np.testing.assert_allclose(out["two"]["moving"], out["one"]["moving"], rtol=1e-4)
+    assert len(out["two_predictions"]) == 7
+    assert out["two_predictions"] == out["one_predictions"]
+
+
+@pytest.mark.slow
+def test_fine_tuning_beats_the_linear_probe_on_cifar10(shared_data, exported_module):
+    from benchmark.evaluators import create_evaluator
+    from benchmark.extract import extract_features
+    from benchmark.modules import load_module
+
+    data = load_dataset(str(shared_data / "cifar10"))
+    per_class = 30
+    module = load_module(exported_module[0])
+    sets = extract_features(
+        module, data, ("train", "test"), max_per_class=per_class, report=lambda s: None
+    )
+    probe = next(
+        create_evaluator("linear_probe").run(sets["train"], sets["test"], "top1")
+    )
+    learning_rates, weight_decays = grid("small")
+    (tuned,) = FineTune(
+        learning_rates=learning_rates,
+        weight_decays=weight_decays,
+        steps=300,
+        batch_size=32,
+        max_per_class=per_class,
+        crop_area_range=(0.35, 1.0),
+        cache_images=True,
+    ).run(exported_module[0], data, report=lambda line: None)
+    print(f"linear probe {probe.value:.4f}, fine-tuning {tuned.value:.4f}")
+    assert tuned.test_size == len(sets["test"]) == 300
+    assert tuned.value > probe.value
