@@ -9,12 +9,13 @@ The baseline compiles the same architecture with softmax cross-entropy and
 runs `fit` with steps_per_execution equal to the epoch length (allowed on one
 device). The custom loop also computes the weight-decay term and updates the
 EMA of the weights every step, which the baseline does not, so the comparison
-favours the baseline.
+favours the baseline. The two are measured alternately (--rounds times) and
+the medians compared, so that drift of a shared machine hits both alike.
 
 Measured figures are in docs/training.md.
 
 Command:
-  .venv/bin/python perf/train_loop.py            # digits config, 4 epochs
+  .venv/bin/python perf/train_loop.py            # digits config, 4 epochs, 3 rounds
   .venv/bin/python perf/train_loop.py --config=imagenette --epochs=3 \\
       --max_per_class=100
 Prints both throughputs and the ratio ours / fit (target: >= 1.0).
@@ -97,6 +98,9 @@ def main():
     parser.add_argument("--config", default="digits")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--max_per_class", type=int, default=None)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating fit/ours measurements"
+    )
     args = parser.parse_args()
     config = load_config(args.config).replace(
         objective="softmax", epochs=args.epochs, max_per_class=args.max_per_class
@@ -106,10 +110,18 @@ def main():
         f"config {args.config}, {config.arch} x{config.width_multiplier} "
         f"{config.image_size}px, batch {config.global_batch_size}"
     )
-    baseline = keras_fit(config)
-    mine = ours(config)
-    print(f"keras Model.fit : {baseline:8.1f} images/s")
-    print(f"zoo custom loop : {mine:8.1f} images/s")
+    # Alternate the two so that drift of a shared machine hits both alike.
+    fits, mines = [], []
+    for round_ in range(1, args.rounds + 1):
+        fits.append(keras_fit(config))
+        mines.append(ours(config))
+        print(
+            f"round {round_}: fit {fits[-1]:8.1f} images/s, ours {mines[-1]:8.1f} "
+            f"images/s, ratio {mines[-1] / fits[-1]:.2f}"
+        )
+    baseline, mine = statistics.median(fits), statistics.median(mines)
+    print(f"keras Model.fit : {baseline:8.1f} images/s (median of {args.rounds})")
+    print(f"zoo custom loop : {mine:8.1f} images/s (median of {args.rounds})")
     print(f"ratio ours / fit: {mine / baseline:.2f}")
 
 
