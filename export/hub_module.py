@@ -81,17 +81,22 @@ def _module_root(model, objective, weight_decay):
     def feature_vector_training(images):
         return {"feature_vector": model(images, training=True)["pre_logits"]}
 
-    root.feature_vector = feature_vector
     root.feature_vector_training = feature_vector_training
+    return root, attach_signatures(root, feature_vector, logits, endpoints)
+
+
+def attach_signatures(root, feature_vector, logits, endpoints):
+    """Attaches the module interface's three image functions to `root` and
+    returns its signatures (serving_default is feature_vector)."""
+    root.feature_vector = feature_vector
     root.logits = logits
     root.endpoints = endpoints
-    signatures = {
+    return {
         "serving_default": feature_vector.get_concrete_function(),
         "feature_vector": feature_vector.get_concrete_function(),
         "logits": logits.get_concrete_function(),
         "endpoints": endpoints.get_concrete_function(),
     }
-    return root, signatures
 
 
 def input_size_note(arch, image_size):

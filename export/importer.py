@@ -37,7 +37,7 @@ for SavedModels known to expect those.
 
 import tensorflow as tf
 
-from export.hub_module import input_size_note, write_module
+from export.hub_module import attach_signatures, input_size_note, write_module
 from zoo.provenance import code_version
 
 AUTHORS_SAVEDMODELS = "gs://gresearch/loss_functions_transfer/savedmodels"
@@ -185,16 +185,7 @@ def _module_root(source, fn, input_scale):
         outputs["logits"] = outputs["outputs"][:, 1:]
         return outputs
 
-    root.feature_vector = feature_vector
-    root.logits = logits
-    root.endpoints = endpoints
-    signatures = {
-        "serving_default": feature_vector.get_concrete_function(),
-        "feature_vector": feature_vector.get_concrete_function(),
-        "logits": logits.get_concrete_function(),
-        "endpoints": endpoints.get_concrete_function(),
-    }
-    return root, signatures
+    return root, attach_signatures(root, feature_vector, logits, endpoints)
 
 
 def authors_model_card(metadata):

@@ -17,6 +17,7 @@ from benchmark.leaderboard import make_row, read_rows
 from benchmark.main import SMOKE_SUITE, dataset_specs
 from benchmark.modules import LoadedModule, ModuleError, load_module
 from benchmark.run import benchmark_module
+from tests.conftest import write_tfds_metadata
 from tests.test_modules import build_module_zoo
 from zoo.data import DatasetError, eval_preprocess, load_dataset
 
@@ -37,32 +38,6 @@ TFDS_SPLITS = {
     "oxford_iiit_pet": {"train": 3_680, "test": 3_669},
     "oxford_flowers102": {"train": 1_020, "validation": 1_020, "test": 6_149},
 }
-
-
-def _write_tfds_metadata(data_dir, tfds_name, sizes):
-    """Writes the dataset_info.json of `tfds_name` with `sizes` per split, so
-    that mock_data(policy=USE_FILES) sees a prepared dataset."""
-    builder = tfds.builder(tfds_name, data_dir=str(data_dir))
-    template = tfds.core.naming.ShardedFileTemplate(
-        data_dir=builder.data_dir,
-        dataset_name=builder.name,
-        filetype_suffix="tfrecord",
-    )
-    builder.info.set_splits(
-        tfds.core.SplitDict(
-            [
-                tfds.core.SplitInfo(
-                    name=split,
-                    shard_lengths=[n],
-                    num_bytes=0,
-                    filename_template=template.replace(split=split),
-                )
-                for split, n in sizes.items()
-            ]
-        )
-    )
-    os.makedirs(builder.data_dir, exist_ok=True)
-    builder.info.write_to_directory(builder.data_dir)
 
 
 def _fake_records(num_examples):
@@ -94,7 +69,7 @@ def _fake_records(num_examples):
 @contextlib.contextmanager
 def _mock_tfds(data_dir, tfds_name, sizes=None, num_examples=12):
     """Mocks TFDS reads of a prepared `tfds_name` (see _fake_records)."""
-    _write_tfds_metadata(data_dir, tfds_name, sizes or TFDS_SPLITS[tfds_name])
+    write_tfds_metadata(data_dir, tfds_name, sizes or TFDS_SPLITS[tfds_name])
     with tfds.testing.mock_data(
         policy=tfds.testing.MockPolicy.USE_FILES,
         data_dir=str(data_dir),

@@ -71,11 +71,6 @@ class ExponentialMovingAverage(tf.Module):
             source.assign(shadow)
             shadow.assign(current)
 
-    def assign_to(self, variables):
-        """Copies the shadows into `variables`, a list aligned with the sources."""
-        for shadow, target in zip(self.shadows, variables):
-            target.assign(shadow)
-
 
 def _value(variable):
     """Returns the tf value of a tf.Variable or keras.Variable."""
