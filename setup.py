@@ -41,7 +41,6 @@ setup(
             "zoo-demo=pipeline.demo_main:run",
             "zoo-matrix=pipeline.matrix_main:run",
             "zoo-pull=export.pull_main:run",
-            "zoo-evaluate=benchmark.evaluate_main:run",
         ],
     },
 )

@@ -7,6 +7,14 @@ observation whose cells are 1.0 (positive), 0.0 (negative), -1.0 (uncertain)
 or blank (not mentioned). The evaluation (REFERENCE.md) counts uncertain and
 blank as negative and uses frontal views by default.
 
+`ChexpertDataset` presents the two CSVs as an ImageDataset with splits
+"train" and "valid", so the harness's one cached extraction loop serves
+Chexpert like any other frozen-feature protocol: its label is the bitmask of
+the positive pathologies (bit j for `pathologies[j]`), decoded by `targets`;
+ids are the CSV paths. The spec "chexpert:digits" is an embedded stand-in in
+the same format (written once to a temporary folder from scikit-learn's
+digits) for smoke runs.
+
 A root may be either the folder that holds CheXpert-v1.0-small/ (paths resolve
 as they are) or a folder whose name is the paths' first component, i.e.
 CheXpert-v1.0-small itself (that component is then dropped); other layouts
@@ -17,12 +25,19 @@ import csv
 import dataclasses
 import gzip
 import os
-import time
 
 import numpy as np
 import tensorflow as tf
 
-from zoo.data.base import hash_parts, short_message
+from zoo.data.base import (
+    DatasetError,
+    ImageDataset,
+    decode_image_file,
+    hash_parts,
+    select_first_per_class,
+    short_message,
+    undecodable_file_error,
+)
 
 PATHOLOGIES = (
     "Atelectasis",
@@ -36,9 +51,11 @@ VIEW_COLUMN = "Frontal/Lateral"
 # Cell text -> value; blank is NaN.
 LABEL_VALUES = {"1.0": 1.0, "1": 1.0, "0.0": 0.0, "0": 0.0, "-1.0": -1.0, "-1": -1.0}
 COUNT_KINDS = ("positive", "negative", "uncertain", "blank")
+# Folders the CheXpert release unpacks to.
+REAL_FOLDERS = ("CheXpert-v1.0-small", "CheXpert-v1.0")
 
 
-class ChexpertError(ValueError):
+class ChexpertError(DatasetError):
     """A CheXpert CSV or image that cannot be used; the message says why."""
 
 
@@ -174,59 +191,134 @@ def resolve_paths(root, paths):
     if missing:
         raise ChexpertError(
             f"{len(missing)} of {len(paths)} images listed in the CSV are missing "
-            f"under {root} (first: {missing[0]}); pass --chexpert_root=<the folder "
-            "that holds CheXpert-v1.0-small/ or the images>"
+            f"under {root} (first: {missing[0]}); pass chexpert:DIR naming the folder "
+            "that holds CheXpert-v1.0-small/ or the images"
         )
     return np.array(resolved)
 
 
-@dataclasses.dataclass(frozen=True)
-class ChexpertData:
-    """The CheXpert training CSV, its official validation CSV and the root.
+class ChexpertDataset(ImageDataset):
+    """CheXpert label files and their images as an ImageDataset.
 
     Args:
       root: the folder the CSV paths are relative to (see module docstring).
       train_csv: the training label file.
       valid_csv: the official validation label file.
+      frontal_only: keep only rows whose "Frontal/Lateral" is "Frontal".
       pathologies: the evaluated observations.
+      name: the leaderboard dataset name (default "chexpert:<absolute root>").
     """
 
-    root: str
-    train_csv: str
-    valid_csv: str
-    pathologies: tuple = PATHOLOGIES
+    splits = ("train", "valid")
+    train_split = "train"
+
+    def __init__(
+        self,
+        root,
+        train_csv,
+        valid_csv,
+        frontal_only=True,
+        pathologies=PATHOLOGIES,
+        name=None,
+    ):
+        self.root = os.path.abspath(os.path.expanduser(root))
+        self.train_csv = train_csv
+        self.valid_csv = valid_csv
+        self.frontal_only = frontal_only
+        self.pathologies = tuple(pathologies)
+        self.name = name or f"chexpert:{self.root}"
+        self.class_names = [str(mask) for mask in range(2 ** len(self.pathologies))]
+        self._tables = {}
 
     @property
-    def name(self):
-        """Returns the leaderboard dataset name: "chexpert:<absolute root>"."""
-        return f"chexpert:{os.path.abspath(self.root)}"
+    def test_split(self):
+        """Returns "valid", the official validation CSV."""
+        return "valid"
 
-    def train(self):
-        """Returns the ChexpertTable of the training CSV."""
-        return read_chexpert_csv(self.train_csv, self.pathologies)
+    def table(self, split):
+        """Returns the ChexpertTable of `split`'s CSV (read once)."""
+        self._check_split(split)
+        if split not in self._tables:
+            csv_path = self.train_csv if split == "train" else self.valid_csv
+            self._tables[split] = read_chexpert_csv(csv_path, self.pathologies)
+        return self._tables[split]
 
-    def valid(self):
-        """Returns the ChexpertTable of the validation CSV."""
-        return read_chexpert_csv(self.valid_csv, self.pathologies)
+    def num_csv_rows(self, split):
+        """Returns the number of rows of `split`'s CSV, all views."""
+        return len(self.table(split))
+
+    def _rows(self, split):
+        """Returns the CSV rows used: frontal views when `frontal_only`."""
+        table = self.table(split)
+        rows = table.rows(self.frontal_only)
+        if not len(rows):
+            raise ChexpertError(f"{table.csv_path} has no frontal rows")
+        return rows
+
+    def _all_labels(self, split):
+        binary = self.table(split).binary()[self._rows(split)]
+        return binary @ (1 << np.arange(len(self.pathologies), dtype=np.int64))
+
+    def targets(self, labels):
+        """Returns the [N, P] int64 binary labels of bitmask labels."""
+        bits = 1 << np.arange(len(self.pathologies), dtype=np.int64)
+        return (np.asarray(labels, dtype=np.int64)[:, None] & bits > 0).astype(np.int64)
+
+    def files(self, split, max_per_class=None):
+        """Returns the image files of `split` in `as_dataset` order."""
+        selected = self._selection(split, max_per_class)
+        return resolve_paths(self.root, self.table(split).paths[selected])
+
+    def _selection(self, split, max_per_class):
+        rows = self._rows(split)
+        return rows[select_first_per_class(self._all_labels(split), max_per_class)]
+
+    def as_dataset(self, split, *, max_per_class=None):
+        selected = self._selection(split, max_per_class)
+        table = self.table(split)
+        files = resolve_paths(self.root, table.paths[selected])
+        labels = self.labels(split, max_per_class=max_per_class)
+        return tf.data.Dataset.from_tensor_slices(
+            {"file": files, "label": labels, "id": table.paths[selected]}
+        ).map(
+            lambda e: {
+                "image": decode_image_file(e["file"]),
+                "label": e["label"],
+                "id": e["id"],
+            },
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+
+    def _read_error(self, split, max_per_class, position, error):
+        """Returns the error naming the first undecodable file."""
+        named = undecodable_file_error(self.files(split, max_per_class)[position:])
+        return named or ChexpertError(
+            f"cannot read the CheXpert images: {short_message(error)}"
+        )
 
     def fingerprint(self):
-        """Returns a hash of the root and both CSVs' sizes and mtimes."""
-        parts = [self.root]
+        """Returns a hash of the root, both CSVs' sizes and mtimes, the view
+        filter and the pathologies."""
+        parts = [self.root, self.frontal_only, self.pathologies]
         for path in (self.train_csv, self.valid_csv):
             stat = os.stat(path)
             parts.append(f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}")
         return hash_parts(*parts)
 
 
-def find_chexpert(root, train_csv=None, valid_csv=None):
-    """Returns ChexpertData for `root`, finding the CSVs when not given.
+def find_chexpert(root, train_csv=None, valid_csv=None, frontal_only=True):
+    """Returns the ChexpertDataset of `root`, finding the CSVs when not given.
 
     Without explicit CSVs, train.csv / valid.csv are looked for in `root` and
     then in root/CheXpert-v1.0-small/.
     """
     root = os.path.abspath(os.path.expanduser(root))
     if not os.path.isdir(root):
-        raise ChexpertError(f"CheXpert root {root} is not a directory")
+        raise ChexpertError(
+            f"CheXpert root {root} is not a directory; pass chexpert:DIR naming "
+            "the folder that holds CheXpert-v1.0-small/ (or the CSVs)"
+        )
     found = {}
     for key, given, name in (
         ("train", train_csv, "train.csv"),
@@ -241,66 +333,82 @@ def find_chexpert(root, train_csv=None, valid_csv=None):
                 break
         else:
             raise ChexpertError(
-                f"no {name} in {root} or {root}/CheXpert-v1.0-small; pass "
-                f"--chexpert_{key}_csv"
+                f"no {name} in {root} or {root}/CheXpert-v1.0-small; pass the "
+                "folder that holds the CheXpert CSVs"
             )
-    return ChexpertData(root, found["train"], found["valid"])
-
-
-def decode_image(path):
-    """Returns the uint8 [H, W, 3] image of the file `path` (a string tensor);
-    grayscale X-rays are replicated to three channels."""
-    image = tf.io.decode_image(
-        tf.io.read_file(path), channels=3, expand_animations=False
-    )
-    image.set_shape([None, None, 3])
-    return image
-
-
-def image_batches(files, size, batch_size=128, crop_fraction=1.0):
-    """Returns a tf.data.Dataset of float32 [b, size, size, 3] image batches of
-    `files`, in order (the linear-evaluation preprocessing by default)."""
-    from zoo.data import eval_preprocess
-
-    return (
-        tf.data.Dataset.from_tensor_slices(np.asarray(files))
-        .map(
-            lambda f: eval_preprocess(decode_image(f), size, crop_fraction),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
-        .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
+    # The real CheXpert is recorded as "chexpert", so measured rows meet the
+    # paper's; any other folder in its format under its path.
+    real = os.path.basename(os.path.dirname(found["train"])) in REAL_FOLDERS
+    return ChexpertDataset(
+        root,
+        found["train"],
+        found["valid"],
+        frontal_only,
+        name="chexpert" if real else None,
     )
 
 
-def extract(module, files, *, batch_size=128, crop_fraction=1.0, report=print):
-    """Returns [N, d] float32 features of `module` (a LoadedModule) on `files`.
+def load_chexpert(location):
+    """Returns the ChexpertDataset of a "chexpert:" spec's location: a folder,
+    or "digits" for the embedded stand-in."""
+    if location == EMBEDDED:
+        dataset = find_chexpert(embedded_chexpert_root())
+        dataset.name = f"chexpert:{EMBEDDED}"
+        return dataset
+    return find_chexpert(location)
 
-    An undecodable image raises ChexpertError naming the file.
+
+EMBEDDED = "digits"
+
+
+def embedded_chexpert_root():
+    """Returns a folder holding the embedded CheXpert-format stand-in.
+
+    scikit-learn's digits 0-4 as 8x8 PNG "X-rays" with train.csv / valid.csv
+    (digits' train / test split): pathology j is positive for digit j and, for
+    digit (j + 1) mod 5, uncertain on even rows (counted negative, as in the
+    protocol) and blank otherwise. Written once per content hash to a folder
+    under the system temporary directory, atomically (rename of a complete
+    folder), so concurrent runs agree.
     """
-    chunks, last = [], time.perf_counter()
-    batches = image_batches(files, module.image_size, batch_size, crop_fraction)
+    import tempfile
+
+    from zoo.data import load_dataset
+
+    dataset = load_dataset("digits_0to4")
+    key = hash_parts("chexpert-digits-v1", dataset.fingerprint())
+    root = os.path.join(tempfile.gettempdir(), f"loss-transfer-zoo-chexpert-{key}")
+    if os.path.isfile(os.path.join(root, "valid.csv")):
+        return root
+    staging = tempfile.mkdtemp(
+        prefix=os.path.basename(root) + ".", dir=os.path.dirname(root)
+    )
+    os.makedirs(os.path.join(staging, "images"))
+    for split, csv_name in (
+        (dataset.train_split, "train.csv"),
+        (dataset.test_split, "valid.csv"),
+    ):
+        with open(os.path.join(staging, csv_name), "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow([PATH_COLUMN, VIEW_COLUMN, *PATHOLOGIES])
+            for i, example in enumerate(dataset.as_numpy_iterator(split)):
+                path = f"images/{split}_{i:04d}.png"
+                png = tf.io.encode_png(example["image"]).numpy()
+                with open(os.path.join(staging, path), "wb") as image_file:
+                    image_file.write(png)
+                cells = []
+                for j in range(len(PATHOLOGIES)):
+                    if example["label"] == j:
+                        cells.append("1.0")
+                    elif example["label"] == (j + 1) % len(PATHOLOGIES):
+                        cells.append("-1.0" if i % 2 == 0 else "")
+                    else:
+                        cells.append("0.0")
+                writer.writerow([path, "Frontal", *cells])
     try:
-        for images in batches:
-            chunks.append(np.asarray(module(images), dtype=np.float32))
-            done = sum(map(len, chunks))
-            if time.perf_counter() - last > 10 or done == len(files):
-                last = time.perf_counter()
-                report(f"[chexpert] features {done}/{len(files)}")
-    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
-        raise _decode_error(files, sum(map(len, chunks)), error) from None
-    return np.concatenate(chunks)
+        os.rename(staging, root)
+    except OSError:  # Another process finished first: use its folder.
+        import shutil
 
-
-def _decode_error(files, start, error):
-    """Returns the ChexpertError naming the first undecodable file from `start`."""
-    for path in files[start:]:
-        try:
-            decode_image(tf.constant(path))
-        except tf.errors.OpError as file_error:
-            return ChexpertError(
-                f"cannot decode image {path}: {short_message(file_error)}; "
-                "delete or replace the file"
-            )
-    return ChexpertError(f"cannot read the CheXpert images: {short_message(error)}")
+        shutil.rmtree(staging, ignore_errors=True)
+    return root

@@ -12,12 +12,14 @@ prepare it with `tfds build NAME` and pass its folder as --data_dir.
 import dataclasses
 import os
 
+from benchmark import ood_data
 from zoo import data as zoo_data
 from zoo.data.base import DatasetError, hash_parts
 from zoo.data.tfds_dataset import TfdsDataset
 from zoo.registry import Registry
 
 TRANSFER_DATASETS = Registry("transfer dataset")
+CHEXPERT_PREFIX = "chexpert:"
 
 # The paper's order (Table 1).
 TRANSFER_SUITE = (
@@ -140,18 +142,30 @@ def transfer_spec(name):
 
 
 def load_benchmark_dataset(spec, data_dir=None):
-    """Returns the ImageDataset named by `spec`.
+    """Returns the dataset named by `spec`.
 
-    A registered transfer name ("cifar10") gives its `TransferDataset`; any
-    other spec goes to `zoo.data.load_dataset` (embedded names, tfds:NAME,
-    image folders). Raises DatasetError for an unknown name.
+    A registered transfer name ("cifar10") gives its `TransferDataset`; an
+    ImageNet set name ("imagenet2012", "imagenet_v2", ...,
+    "imagenet2012_corrupted/fog_3") its `NamedTfdsDataset`;
+    "chexpert:PATH" (or "chexpert:digits", the embedded stand-in) a
+    `benchmark.chexpert_data.ChexpertDataset`; any other spec goes to
+    `zoo.data.load_dataset` (embedded names, tfds:NAME, image folders).
+    Raises DatasetError for an unknown name.
     """
     if spec in TRANSFER_DATASETS:
         return TransferDataset(spec, data_dir)
+    ood_set = ood_data.find_set(spec)
+    if ood_set is not None:
+        return NamedTfdsDataset(ood_set.name, ood_set.tfds_name, data_dir)
+    if isinstance(spec, str) and spec.startswith(CHEXPERT_PREFIX):
+        from benchmark.chexpert_data import load_chexpert
+
+        return load_chexpert(spec[len(CHEXPERT_PREFIX) :])
     if not _zoo_resolves(spec):
         raise DatasetError(
             f"unknown dataset '{spec}'; use a transfer set "
-            f"({', '.join(TRANSFER_SUITE)}), one of "
+            f"({', '.join(TRANSFER_SUITE)}), an ImageNet set "
+            f"({', '.join(ood_data.OOD_SETS)}), chexpert:DIR, one of "
             f"{', '.join(zoo_data.list_datasets())}, tfds:NAME, or a path to an "
             "image folder ROOT/<split>/<class>/*"
         )
@@ -167,6 +181,25 @@ def _zoo_resolves(spec):
         or spec.startswith((".", "~"))
         or os.path.exists(spec)
     )
+
+
+class NamedTfdsDataset(TfdsDataset):
+    """A prepared TFDS dataset recorded under a short name ("imagenet_v2" for
+    tfds:imagenet_v2/matched-frequency), so measured rows meet reported ones.
+
+    Args:
+      name: the leaderboard dataset name.
+      tfds_name: the TFDS builder name, with config.
+      data_dir: where the prepared TFDS data lives (TFDS's default when None).
+    """
+
+    def __init__(self, name, tfds_name, data_dir=None):
+        super().__init__(tfds_name, data_dir=data_dir)
+        self.name = name
+
+    def fingerprint(self):
+        """Returns the TFDS fingerprint extended by the short name."""
+        return hash_parts(super().fingerprint(), self.name)
 
 
 class TransferDataset(TfdsDataset):

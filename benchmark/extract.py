@@ -1,19 +1,27 @@
-"""Feature extraction with an on-disk cache shared by every evaluator.
+"""The one extraction loop: a module's outputs on a dataset split, cached on disk.
 
-Preprocessing follows the linear-evaluation protocol (REFERENCE.md): resize
-the shorter side to the module's input size (bilinear, antialiased) and take
-the central square, i.e. `zoo.data.eval_preprocess` with crop_fraction 1.0,
-not the 0.875 crop used to evaluate the pretrained classifier. Pixels are
-float32 in [0, 1]; the module maps them onto its value range.
+Every evaluator that reads a module's outputs on images (features for the
+linear probe, kNN, class separation and Chexpert; logits for calibration and
+ImageNet-OOD) goes through `extract`, so one pipeline decodes, preprocesses,
+batches and checks, and one cache serves them all.
 
-A cache entry is keyed by everything that changes the features: the module's
-content hash and input contract, the dataset fingerprint, the split, the
+Preprocessing follows the linear-evaluation protocol by default: resize the
+shorter side to the module's input size (bilinear, antialiased) and take the
+central square, i.e. `zoo.data.eval_preprocess` with crop_fraction 1.0, not
+the 0.875 crop used to evaluate a classifier (calibration and ImageNet-OOD pass
+0.875). Pixels are float32 in [0, 1]; the module maps them onto its own value
+range and dtype. A `Transform` (e.g. a generated corruption) may alter the
+preprocessed images before the forward pass; it is part of the cache key.
+
+A cache entry is keyed by everything that changes the outputs: the module's
+content hash and contract (signature, output, size, dtype, value range), the
+output read (features or logits), the dataset fingerprint, the split, the
 example selection (max_per_class; the selected ids are a deterministic
-function of the fingerprint and it), the preprocessing and the code version.
-Entries are written to a temporary file and renamed, and only after every
-split of a run was extracted and checked, so a failed run leaves no entry.
+function of the fingerprint and it), the preprocessing, the transform and the
+code version. Entries are written to a temporary file and renamed.
 """
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -25,11 +33,25 @@ import tensorflow as tf
 from benchmark.features import FeatureSet
 from benchmark.modules import ModuleError, check_feature_type, check_features
 from zoo import data as zoo_data
-from zoo.data.base import DatasetError, short_message
+from zoo.data.base import DatasetError, clip_words, short_message
 from zoo.provenance import code_version
 
 PROTOCOL_CROP_FRACTION = 1.0
 PROGRESS_SECONDS = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Transform:
+    """A deterministic change of preprocessed images, applied before the module.
+
+    Attributes:
+      key: a JSON-able description, part of the cache key.
+      fn: (float32 numpy images [b, s, s, 3] in [0, 1], index of the batch's
+        first example) -> images of the same shape.
+    """
+
+    key: dict
+    fn: object
 
 
 def preprocessing(module, crop_fraction=PROTOCOL_CROP_FRACTION):
@@ -44,16 +66,20 @@ def preprocessing(module, crop_fraction=PROTOCOL_CROP_FRACTION):
     }
 
 
-def cache_key(module, dataset, split, max_per_class, crop_fraction):
-    """Returns (hex key, the dict hashed) of `module`'s features on a split."""
+def cache_key(
+    module, dataset, split, *, output, max_per_class, crop_fraction, transform
+):
+    """Returns (hex key, the dict hashed) of `module`'s outputs on a split."""
     parts = {
         "module": module.sha256,
-        "signature": module.signature,
+        "contract": module.contract(),
+        "output": output,
         "dataset": dataset.name,
         "fingerprint": dataset.fingerprint(),
         "split": split,
         "max_per_class": max_per_class,
         "preprocessing": preprocessing(module, crop_fraction),
+        "transform": transform.key if transform else None,
         "code": code_version().split("+")[0],
     }
     text = json.dumps(parts, sort_keys=True)
@@ -101,46 +127,63 @@ class FeatureCache:
                 os.unlink(tmp)
 
 
-def extract_features(
+def extract(
     module,
     dataset,
-    splits,
+    split,
     *,
+    output="features",
     max_per_class=None,
     batch_size=128,
     crop_fraction=PROTOCOL_CROP_FRACTION,
-    cache_dir=None,
+    transform=None,
+    cache=None,
     report=print,
 ):
-    """Returns {split: FeatureSet} of `module` on each of `dataset`'s `splits`.
+    """Returns the FeatureSet of `module`'s `output` ("features" or "logits")
+    on `dataset`'s `split`, from `cache` (a FeatureCache) when it holds it.
 
-    Splits found in the cache are read from it; the others are extracted and
-    written to it only once all of them succeeded. Raises ModuleError for
-    unusable features and DatasetError for unreadable data.
+    A fresh extraction is checked (finite, not constant) and then stored.
+    Raises ModuleError for unusable outputs and DatasetError for unreadable data.
     """
-    cache = FeatureCache(cache_dir) if cache_dir else None
-    results, pending = {}, []
-    for split in dict.fromkeys(splits):
-        key, parts = cache_key(module, dataset, split, max_per_class, crop_fraction)
-        cached = cache.load(key) if cache else None
-        if cached is not None:
-            report(f"[features] {dataset.name}/{split}: {len(cached)} from cache")
-            results[split] = cached
-            continue
-        results[split] = extract_split(
-            module,
-            dataset,
-            split,
-            max_per_class=max_per_class,
-            batch_size=batch_size,
-            crop_fraction=crop_fraction,
-            report=report,
-        )
-        pending.append((key, parts, split))
+    key, parts = cache_key(
+        module,
+        dataset,
+        split,
+        output=output,
+        max_per_class=max_per_class,
+        crop_fraction=crop_fraction,
+        transform=transform,
+    )
+    label = _label(dataset, split, output, transform)
+    cached = cache.load(key) if cache else None
+    if cached is not None:
+        report(f"[features] {label}: {len(cached)} from cache")
+        return cached
+    result = extract_split(
+        module,
+        dataset,
+        split,
+        output=output,
+        max_per_class=max_per_class,
+        batch_size=batch_size,
+        crop_fraction=crop_fraction,
+        transform=transform,
+        report=report,
+    )
     if cache:
-        for key, parts, split in pending:
-            cache.save(key, results[split], parts)
-    return results
+        cache.save(key, result, parts)
+    return result
+
+
+def _label(dataset, split, output, transform):
+    """Returns the name of one extraction in progress lines."""
+    label = f"{dataset.name}/{split}"
+    if output != "features":
+        label += f" {output}"
+    if transform:
+        label += " " + ",".join(f"{k}={v}" for k, v in sorted(transform.key.items()))
+    return label
 
 
 def preprocessed_batches(
@@ -174,13 +217,15 @@ def extract_split(
     dataset,
     split,
     *,
+    output="features",
     max_per_class=None,
     batch_size=128,
     crop_fraction=PROTOCOL_CROP_FRACTION,
+    transform=None,
     report=print,
 ):
-    """Returns the FeatureSet of `module` on one split (no cache), printing a
-    progress line every PROGRESS_SECONDS and at the end."""
+    """Returns the FeatureSet of `module`'s `output` on one split (no cache),
+    printing a progress line every PROGRESS_SECONDS and at the end."""
     total = dataset.num_examples(split, max_per_class=max_per_class)
     batches = preprocessed_batches(
         module,
@@ -190,26 +235,35 @@ def extract_split(
         batch_size=batch_size,
         crop_fraction=crop_fraction,
     )
+    fn = module.outputs(output)
+    label = _label(dataset, split, output, transform)
     chunks, labels, ids = [], [], []
     done, start = 0, time.perf_counter()
     last = start
     for images, batch_labels, batch_ids in _read_batches(
         batches, dataset, split, max_per_class
     ):
-        chunks.append(_forward(module, images))
+        if transform is not None:
+            images = tf.constant(transform.fn(images.numpy(), done), tf.float32)
+        chunks.append(_forward(module, fn, images))
         labels.append(batch_labels.numpy())
         ids.append(batch_ids.numpy())
         done += len(chunks[-1])
         if time.perf_counter() - last > PROGRESS_SECONDS:
             last = time.perf_counter()
-            report(_progress(dataset, split, done, total, last - start))
+            report(_progress(label, done, total, last - start))
     if not chunks:
         raise DatasetError(f"{dataset.name}/{split} has no images to extract")
-    report(_progress(dataset, split, done, total, time.perf_counter() - start))
-    features = np.concatenate(chunks)
-    check_features(features, module.handle, f"{dataset.name}/{split}")
+    report(_progress(label, done, total, time.perf_counter() - start))
+    values = np.concatenate(chunks)
+    check_features(
+        values,
+        module.handle,
+        f"{dataset.name}/{split}",
+        allow_constant=output != "features",
+    )
     return FeatureSet(
-        features,
+        values,
         np.concatenate(labels).astype(np.int64),
         np.concatenate(ids).astype(str),
     )
@@ -233,7 +287,7 @@ def _read_batches(batches, dataset, split, max_per_class):
 
 def _read_error(dataset, split, max_per_class, position, error):
     """Returns the DatasetError for a failure at or after example `position`."""
-    # ImageDataset's hook names the undecodable file for image folders.
+    # Image folders and CheXpert name the undecodable file.
     named = getattr(dataset, "_read_error", None)
     if named is not None:
         return named(split, max_per_class, position, error)
@@ -243,22 +297,21 @@ def _read_error(dataset, split, max_per_class, position, error):
     )
 
 
-def _forward(module, images):
-    """Returns module(images) as float32 numpy, errors as ModuleError."""
+def _forward(module, fn, images):
+    """Returns fn(images) as float32 numpy, errors as ModuleError."""
     try:
-        features = check_feature_type(module(images), module.handle)
+        values = check_feature_type(fn(images), module.handle)
+    except ModuleError:
+        raise
     except (TypeError, ValueError, tf.errors.OpError) as e:
-        if isinstance(e, ModuleError):
-            raise
-        message = " ".join(str(e).split())[:200]
         raise ModuleError(
             f"{module.handle} fails on a batch of shape {images.shape.as_list()}: "
-            f"{message}"
+            f"{clip_words(' '.join(str(e).split()))}"
         ) from None
-    return np.asarray(features, dtype=np.float32)
+    return np.asarray(values, dtype=np.float32)
 
 
-def _progress(dataset, split, done, total, seconds):
+def _progress(label, done, total, seconds):
     """Returns one progress line: count, total and images per second."""
     rate = done / max(seconds, 1e-9)
-    return f"[features] {dataset.name}/{split}: {done}/{total} ({rate:.0f} img/s)"
+    return f"[features] {label}: {done}/{total} ({rate:.0f} img/s)"

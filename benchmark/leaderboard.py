@@ -60,13 +60,28 @@ JSON_COLUMNS = ("protocol", "selected")
 MEASURED = "measured"
 PAPER_PREFIX = "paper:"
 
-# The paper's evaluation names -> this project's evaluator names.
+# The paper's evaluation names -> this project's evaluator names, so reported
+# and measured rows share evaluation, dataset, split and metric (paper_rows).
 PAPER_EVALUATIONS = {
     "linear": "linear_probe",
     "knn": "knn",
-    "finetune": "finetune",
-    "imagenet": "imagenet",
+    "finetune": "fine_tune",
+    "imagenet": "imagenet_ood",
+    "class_separation": "class_separation",
+    "chexpert_official_val": "chexpert",
+    "chexpert_iid_split": "chexpert",
 }
+# Chexpert's two settings, as the measured rows' split.
+PAPER_CHEXPERT_SPLITS = {
+    "chexpert_official_val": "train->valid",
+    "chexpert_iid_split": "train->iid",
+}
+# Evaluations whose split names a setting, shown as its own table column.
+SETTING_EVALUATIONS = frozenset({"chexpert"})
+# Metrics summarised when a run ends (the rest stay in the CSV).
+HEADLINE_METRICS = frozenset(
+    {"accuracy", "r2", "auc_mean", "top1", "mce", "mean_corruption_error", "nll", "ece"}
+)
 # Metrics the paper prints in percent and the leaderboard stores as fractions.
 PERCENT_METRICS = frozenset({"accuracy", "top1", "top5", "auc"})
 # Metrics where smaller is better, for ranking.
@@ -151,26 +166,43 @@ def paper_rows(csv_path):
     """Returns leaderboard rows for the reported numbers in `csv_path`.
 
     Input columns: source,table,arch,loss,evaluation,dataset,metric,value
-    (shared/reference/paper_results.csv). Evaluations are renamed to evaluator
-    names (PAPER_EVALUATIONS, others kept); percentages become fractions; the
+    (the paper's tables in long form). Names become the measured rows' names
+    (PAPER_EVALUATIONS): "finetune" -> fine_tune; "imagenet" -> imagenet_ood
+    on imagenet2012's validation split; class separation on
+    "imagenet2012_train" -> dataset imagenet2012, split train; Chexpert's
+    "chexpert_official_val" / "chexpert_iid_split" with a pathology as
+    dataset -> evaluation chexpert, dataset chexpert, split train->valid /
+    train->iid, metric auc_<pathology>. Percentages become fractions; the
     table goes into `protocol`; all modules were pretrained on ImageNet.
     """
     with open(csv_path, newline="") as f:
         records = list(csv.DictReader(f))
-    return [
-        make_row(
-            source=r["source"],
-            arch=r["arch"],
-            objective=r["loss"],
-            pretrain_dataset="imagenet2012",
-            evaluation=PAPER_EVALUATIONS.get(r["evaluation"], r["evaluation"]),
-            dataset=r["dataset"],
-            metric=r["metric"],
-            value=_paper_value(r["metric"], r["value"]),
-            protocol={"table": r["table"]},
-        )
-        for r in records
-    ]
+    return [_paper_row(r) for r in records]
+
+
+def _paper_row(r):
+    """Returns the leaderboard row of one reported number."""
+    evaluation, dataset, metric = r["evaluation"], r["dataset"], r["metric"]
+    split = ""
+    if evaluation in PAPER_CHEXPERT_SPLITS:
+        split = PAPER_CHEXPERT_SPLITS[evaluation]
+        dataset, metric = "chexpert", f"{metric}_{dataset}"
+    elif evaluation == "imagenet":
+        split = "validation"
+    elif evaluation == "class_separation" and dataset.endswith("_train"):
+        dataset, split = dataset[: -len("_train")], "train"
+    return make_row(
+        source=r["source"],
+        arch=r["arch"],
+        objective=r["loss"],
+        pretrain_dataset="imagenet2012",
+        evaluation=PAPER_EVALUATIONS.get(evaluation, evaluation),
+        dataset=dataset,
+        split=split,
+        metric=metric,
+        value=_paper_value(r["metric"], r["value"]),
+        protocol={"table": r["table"]},
+    )
 
 
 def seed_leaderboard(path, paper_csv):
@@ -197,7 +229,7 @@ def ranked_table(rows, rank_by="linear_probe", dataset=None):
         module = tuple(row[c] for c in MODULE_COLUMNS)
         results = modules.setdefault(module, {})
         results[_column_name(row)] = float(row["value"])
-    sign = 1.0 if rank_col.rsplit("/", 1)[1] in LOWER_IS_BETTER else -1.0
+    sign = 1.0 if _metric_of(rank_col) in LOWER_IS_BETTER else -1.0
     order = sorted(modules, key=lambda m: _sort_key(modules[m].get(rank_col), sign, m))
     header = ["rank", "objective", "arch", *columns, "handle"]
     lines = []
@@ -207,6 +239,24 @@ def ranked_table(rows, rank_by="linear_probe", dataset=None):
         values = [_format_value(c, modules[module].get(c)) for c in columns]
         lines.append([rank, objective, arch, *values, handle or source])
     return _markdown(header, lines, numeric=range(3, 3 + len(columns)))
+
+
+def summary_table(rows):
+    """Returns a markdown table of a run's headline rows (HEADLINE_METRICS):
+    evaluation, dataset, split, metric and value, in run order."""
+    lines = [
+        [
+            r["evaluation"],
+            r["dataset"],
+            r["split"],
+            r["metric"],
+            format_metric(r["metric"], float(r["value"])),
+        ]
+        for r in rows
+        if r["metric"] in HEADLINE_METRICS
+    ]
+    header = ["evaluation", "dataset", "split", "metric", "value"]
+    return _markdown(header, lines, numeric=[4])
 
 
 def _cell(column, value):
@@ -331,8 +381,12 @@ def _fsync_directory(directory):
 
 
 def _column_name(row):
-    """Returns the ranked_table column of a row: evaluation/dataset/metric."""
-    return f"{row['evaluation']}/{row['dataset']}/{row['metric']}"
+    """Returns the ranked_table column of a row: evaluation/dataset/metric, with
+    the setting ("@valid", "@iid") for evaluations whose split names one."""
+    name = f"{row['evaluation']}/{row['dataset']}/{row['metric']}"
+    if row["evaluation"] in SETTING_EVALUATIONS and row["split"]:
+        name += "@" + row["split"].rsplit("->", 1)[-1]
+    return name
 
 
 def _result_columns(rows, rank_by):
@@ -385,11 +439,20 @@ def _ranks(values):
     return ranks
 
 
+def _metric_of(column):
+    """Returns the metric of a ranked_table column (without its setting)."""
+    return column.rsplit("/", 1)[1].split("@", 1)[0]
+
+
 def _format_value(column, value):
+    """Returns a column's value for display (see `format_metric`)."""
+    return format_metric(_metric_of(column), value)
+
+
+def format_metric(metric, value):
     """Returns a value for display: percent (1 decimal), r2 (3 decimals), else 4 sig."""
     if value is None:
         return ""
-    metric = column.rsplit("/", 1)[1]
     if metric in PERCENT_METRICS:
         return f"{100.0 * value:.1f}"
     if metric == "r2":

@@ -1,8 +1,20 @@
-"""Accuracy metrics and the fixed validation split shared by the evaluators."""
+"""Accuracy and calibration metrics, temperature scaling, and the fixed
+validation split shared by the evaluators.
+
+Calibration (Guo et al. 2017; Naeini et al. 2015): NLL = mean_i -log p_i[y_i];
+ECE with B equal-width confidence bins (k-1)/B < conf <= k/B (the first bin
+also takes conf = 0): ECE = sum_k (n_k / N) |acc_k - conf_k|, conf = max_j
+p_j, acc_k and conf_k the accuracy and mean confidence in bin k; the
+temperature T > 0 minimises the NLL of softmax(logits / T).
+"""
 
 import math
 
 import numpy as np
+from scipy import optimize, special
+
+# Search interval of log T: T in [e^-7, e^7] ~ [1e-3, 1e3].
+LOG_T_BOUND = 7.0
 
 
 def top1_accuracy(labels, predictions):
@@ -68,3 +80,39 @@ def _check_pair(labels, predictions):
             f"shape, got {labels.shape} and {predictions.shape}"
         )
     return labels, predictions
+
+
+def negative_log_likelihood(logits, labels):
+    """Returns mean_i -log softmax(logits_i)[y_i]."""
+    logits = np.asarray(logits, dtype=np.float64)
+    log_probs = logits - special.logsumexp(logits, axis=1, keepdims=True)
+    return float(-np.mean(log_probs[np.arange(len(labels)), labels]))
+
+
+def expected_calibration_error(probs, labels, num_bins=15):
+    """Returns ECE with `num_bins` equal-width confidence bins (module
+    docstring): sum_k (n_k / N) |acc_k - conf_k|."""
+    probs = np.asarray(probs, dtype=np.float64)
+    confidence = probs.max(axis=1)
+    correct = np.argmax(probs, axis=1) == np.asarray(labels)
+    # Bin k holds (k-1)/B < conf <= k/B; ceil(conf * B) - 1, with 0 in bin 0.
+    bins = np.clip(np.ceil(confidence * num_bins).astype(int) - 1, 0, num_bins - 1)
+    acc = np.bincount(bins, weights=correct, minlength=num_bins)
+    conf = np.bincount(bins, weights=confidence, minlength=num_bins)
+    return float(np.sum(np.abs(acc - conf)) / len(confidence))
+
+
+def fit_temperature(logits, labels):
+    """Returns the T > 0 minimising negative_log_likelihood(logits / T, labels).
+
+    The NLL is convex in 1/T, so its minimum over log T (bounded Brent search
+    on [-LOG_T_BOUND, LOG_T_BOUND]) is the global one in that range.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    result = optimize.minimize_scalar(
+        lambda log_t: negative_log_likelihood(logits / np.exp(log_t), labels),
+        bounds=(-LOG_T_BOUND, LOG_T_BOUND),
+        method="bounded",
+        options={"xatol": 1e-8},
+    )
+    return float(np.exp(result.x))

@@ -1,4 +1,4 @@
-"""Loads any image feature-vector module and discovers its input contract.
+"""Loads any image module and discovers its input contract: the one module type.
 
 A handle is one of
   * an http(s):// or gs:// URL, resolved by tensorflow_hub (TFHUB_CACHE_DIR);
@@ -7,28 +7,47 @@ A handle is one of
   * a local SavedModel directory.
 Before anything from the module runs, its graph is scanned for file-system,
 network and Python ops (`benchmark.safety`); a module holding one is refused.
-The contract (signature, input size, value range, feature dimension) comes
-from the module's `metadata.json` when it has one, from its signature
-otherwise, and each part can be overridden by the caller. One forward pass on
-a probe batch checks the output before any dataset is read.
+
+The contract is read from whatever the module declares, and each part can be
+overridden by the caller:
+  * the function: `__call__`, else the signature `feature_vector`, `default`
+    or `serving_default` (`signature=` picks another);
+  * the output: a tensor, or one entry of a dict (`feature_vector`,
+    `default`, `pre_logits`, `final_avg_pool`, or the only entry; `output=`
+    picks another);
+  * the input size: metadata.json's `image_size`, else the static [H, W] of
+    the chosen function's input (a named signature or any concrete function
+    of `__call__`), else DEFAULT_IMAGE_SIZE, recorded as `size_source`;
+  * the input dtype: the declared one (float32 by default; uint8 modules get
+    images rounded to integers);
+  * the value range: metadata.json's `value_range`, else [0, 1] for float
+    inputs and [0, 255] for uint8 ones. Images enter the harness in [0, 1]
+    and are mapped linearly onto it.
+One forward pass on a probe batch checks the output before any dataset is read.
 """
 
 import dataclasses
 import json
 import os
+import urllib.error
 
 import numpy as np
 import tensorflow as tf
 
 from benchmark import safety
+from zoo.data.base import clip_words
 from zoo.provenance import sha256_tree
 
 FEATURE_KEYS = ("feature_vector", "default", "pre_logits", "final_avg_pool")
+SIGNATURE_ORDER = ("feature_vector", "default", "serving_default")
 URL_PREFIXES = ("http://", "https://", "gs://")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
 # TF-Hub's image convention, and what zoo-export writes.
 DEFAULT_VALUE_RANGE = (0.0, 1.0)
+# The size used when a module declares none (the paper's and TF-Hub's usual).
+DEFAULT_IMAGE_SIZE = 224
 PROBE_BATCH = 4
+INPUT_DTYPES = ("float32", "float16", "bfloat16", "float64", "uint8", "int32")
 
 
 class ModuleError(ValueError):
@@ -36,40 +55,132 @@ class ModuleError(ValueError):
 
 
 @dataclasses.dataclass
-class LoadedModule:
-    """A loaded module and its input contract.
+class Module:
+    """A loaded image module and its input contract.
 
     Args:
       handle: what the user passed.
       path: the local SavedModel directory.
       sha256: content hash of that directory.
       metadata: the module's metadata.json (empty if it has none).
+      obj: the loaded SavedModel (shared by read-only users).
+      signature: the function used for features: "__call__" or a signature;
+        None for a classifier-only module (its `logits` signature and nothing
+        else), which the feature evaluators skip.
+      output: the dict key of the features, or None for a tensor output.
       image_size: the side images are resized and cropped to.
-      signature: the signature used, or "__call__".
+      size_source: where image_size came from: "override", "metadata",
+        "signature" or "default".
+      input_dtype: the dtype the function takes ("float32", "uint8", ...).
+      value_range: (low, high) the module expects pixels in.
       feature_dim: length of the feature vector.
-      value_range: (low, high) the module expects pixels in; images in [0, 1]
-        are mapped linearly onto it before the call.
-      fn: images in [0, 1] -> features.
     """
 
     handle: str
     path: str
     sha256: str
     metadata: dict
+    obj: object
+    signature: str | None
+    output: str | None
     image_size: int
-    signature: str
-    feature_dim: int
+    size_source: str
+    input_dtype: str
     value_range: tuple
-    fn: object
+    feature_dim: int = 0
+
+    def prepare(self, images):
+        """Returns float images in [0, 1] as the module's input: mapped onto
+        `value_range`, then rounded and cast for integer dtypes."""
+        low, high = self.value_range
+        images = tf.convert_to_tensor(images, tf.float32)
+        if (low, high) != DEFAULT_VALUE_RANGE:
+            images = low + (high - low) * images
+        dtype = tf.as_dtype(self.input_dtype)
+        if dtype.is_integer:
+            images = tf.clip_by_value(tf.round(images), dtype.min, dtype.max)
+        return tf.cast(images, dtype)
 
     def __call__(self, images):
-        return self.fn(images)
+        """Returns the features of float images in [0, 1]."""
+        return self.features(images)
+
+    def features(self, images):
+        """Returns the [batch, d] features of float images in [0, 1]."""
+        return select_output(self._call(self.prepare(images)), self.output, self)
+
+    @property
+    def has_features(self):
+        """Returns whether the module has a feature-vector function."""
+        return self.signature is not None
+
+    def _call(self, inputs):
+        """Returns the raw output of the chosen function on prepared inputs."""
+        if self.signature is None:
+            raise ModuleError(
+                f"{self.handle} has no feature-vector function (only 'logits'); "
+                "pass --signature naming one"
+            )
+        if self.signature == "__call__":
+            return self.obj(inputs)
+        fn = self.obj.signatures[self.signature]
+        (arg,) = list(fn.structured_input_signature[1])
+        return fn(**{arg: inputs})
+
+    @property
+    def has_logits(self):
+        """Returns whether the module has a `logits` signature (its classifier)."""
+        return "logits" in getattr(self.obj, "signatures", {})
+
+    def logits(self, images):
+        """Returns float32 logits of float images in [0, 1] from the `logits`
+        signature; raises ModuleError when the module has none."""
+        if not self.has_logits:
+            raise ModuleError(
+                f"{self.handle} has no 'logits' signature (it has "
+                f"{', '.join(sorted(self.obj.signatures)) or 'none'}); this "
+                "evaluation needs the module's classifier head"
+            )
+        fn = self.obj.signatures["logits"]
+        (arg,) = list(fn.structured_input_signature[1])[:1]
+        value = fn(**{arg: self.prepare(images)})
+        if isinstance(value, dict):
+            value = value["logits"] if "logits" in value else next(iter(value.values()))
+        return tf.cast(value, tf.float32)
+
+    def outputs(self, name):
+        """Returns images -> [batch, d] of the named output: "features" (the
+        module's feature vector) or "logits"."""
+        if name == "features":
+            return self.features
+        if name == "logits":
+            return self.logits
+        raise ValueError(f"unknown module output '{name}'; use features or logits")
+
+    def fine_tuning_problem(self):
+        """Returns why the module cannot be fine-tuned, or None if it can: it
+        needs trainable variables and a `__call__(images, training=...)`."""
+        if not list(getattr(self.obj, "trainable_variables", None) or []):
+            return "it exposes no trainable_variables"
+        if not callable(self.obj) or not _accepts_training(self.obj):
+            return "its __call__ takes no `training` argument"
+        return None
+
+    def load(self):
+        """Returns a fresh tf.saved_model.load of the module (new variables)."""
+        try:
+            return tf.saved_model.load(self.path)
+        except Exception as e:  # noqa: BLE001 - report any load failure as one line
+            raise ModuleError(f"cannot load {self.handle}: {_first_line(e)}") from None
 
     def contract(self):
         """Returns the input contract as a JSON-serialisable dict."""
         return {
             "signature": self.signature,
+            "output": self.output,
             "image_size": self.image_size,
+            "size_source": self.size_source,
+            "input_dtype": self.input_dtype,
             "value_range": [float(v) for v in self.value_range],
             "feature_dim": self.feature_dim,
         }
@@ -123,12 +234,28 @@ def _fetch(url):
 
     try:
         return hub.resolve(url)
-    except Exception as e:  # noqa: BLE001 - any fetch failure means the same
-        raise ModuleError(
-            f"cannot fetch {url} ({type(e).__name__}); without network, "
-            "pass a local module directory or set TFHUB_CACHE_DIR to a cache "
-            "that holds it"
-        ) from None
+    except Exception as e:  # noqa: BLE001 - classified below, one line each
+        raise ModuleError(f"cannot fetch {url}: {describe_fetch_error(e)}") from None
+
+
+def describe_fetch_error(error):
+    """Returns one line saying why a download failed: the HTTP status when the
+    server answered, else the network error, else the exception's first line."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, urllib.error.HTTPError):
+            return (
+                f"the server answered HTTP {error.code} {error.reason}; check the "
+                "URL, or pass a local module directory"
+            )
+        if isinstance(error, urllib.error.URLError):
+            return (
+                f"no connection ({error.reason}); without network, pass a local "
+                "module directory or set TFHUB_CACHE_DIR to a cache that holds it"
+            )
+        error = error.__cause__ or error.__context__
+    return "the download failed; pass a local module directory instead"
 
 
 def _resolve_in_catalog(handle):
@@ -175,103 +302,175 @@ def parse_value_range(value):
     return low, high
 
 
-def _select_output(outputs, where):
-    """Returns the feature vector among a signature's outputs."""
-    if isinstance(outputs, dict):
-        for key in FEATURE_KEYS:
-            if key in outputs:
-                return outputs[key]
-        if len(outputs) == 1:
-            return next(iter(outputs.values()))
-        raise ModuleError(
-            f"{where} returns {sorted(outputs)}; none is a feature vector "
-            f"({', '.join(FEATURE_KEYS)}); pass --signature naming one that is"
-        )
-    return outputs
+def select_output(outputs, key, module):
+    """Returns the feature tensor among a function's outputs.
+
+    `key` names a dict entry (the `output` override); without it a dict gives
+    its first FEATURE_KEYS entry, or its only entry.
+    """
+    handle = module.handle if module is not None else "the module"
+    if not isinstance(outputs, dict):
+        if key:
+            raise ModuleError(
+                f"{handle} returns a single tensor, not a dict; drop --output={key}"
+            )
+        return outputs
+    if key:
+        if key not in outputs:
+            raise ModuleError(
+                f"{handle} has no output '{key}'; pass --output naming one of "
+                f"{', '.join(sorted(outputs))}"
+            )
+        return outputs[key]
+    return outputs[_default_output_key(outputs, handle)]
 
 
-def _feature_fn(obj, signature, handle):
-    """Returns (signature name, images -> features) of a loaded SavedModel."""
-    if signature and signature != "__call__":
-        if signature not in obj.signatures:
-            raise ModuleError(
-                f"{handle} has no signature '{signature}'; it has "
-                f"{sorted(obj.signatures) or 'none'}"
-            )
-        fn = obj.signatures[signature]
-        inputs = list(fn.structured_input_signature[1])
-        if len(inputs) != 1:
-            raise ModuleError(
-                f"{handle}: signature '{signature}' takes {len(inputs)} inputs "
-                f"({', '.join(inputs) or 'none'}), not one image batch; pass "
-                "--signature naming a single-input image signature"
-            )
-        (arg,) = inputs
-        return signature, lambda x: _select_output(fn(**{arg: x}), signature)
-    if callable(obj):
-        return "__call__", lambda x: _select_output(obj(x), "__call__")
-    for name in ("feature_vector", "default", "serving_default"):
-        if name in obj.signatures:
-            return _feature_fn(obj, name, handle)
+def _default_output_key(outputs, handle):
+    """Returns the dict key used when no output is named."""
+    for key in FEATURE_KEYS:
+        if key in outputs:
+            return key
+    if len(outputs) == 1:
+        return next(iter(outputs))
     raise ModuleError(
-        f"{handle} has no usable signature (no __call__, feature_vector, default "
-        "or serving_default); pass --signature naming an image signature"
+        f"{handle} returns a dict of {', '.join(sorted(outputs))} and none is a "
+        f"known feature vector ({', '.join(FEATURE_KEYS)}); pass --output naming "
+        "the pooled [batch, features] entry"
     )
 
 
-def _static_size(obj, signature):
-    """Returns the square input size a signature declares, or None."""
-    if signature in getattr(obj, "signatures", {}):
-        spec = next(
-            iter(obj.signatures[signature].structured_input_signature[1].values())
+def _choose_function(obj, signature, handle):
+    """Returns (function name, input TensorSpec or None) of the features."""
+    signatures = getattr(obj, "signatures", {})
+    if signature and signature != "__call__":
+        if signature not in signatures:
+            raise ModuleError(
+                f"{handle} has no signature '{signature}'; it has "
+                f"{', '.join(sorted(signatures)) or 'none'}"
+            )
+        return signature, _signature_input(signatures[signature], signature, handle)
+    if callable(obj):
+        return "__call__", _call_input(obj)
+    if signature == "__call__":
+        raise ModuleError(f"{handle} has no __call__; pass --signature=NAME")
+    for name in SIGNATURE_ORDER:
+        if name in signatures:
+            return name, _signature_input(signatures[name], name, handle)
+    if "logits" in signatures and not signature:  # A classifier only.
+        return None, _signature_input(signatures["logits"], "logits", handle)
+    raise ModuleError(
+        f"{handle} has no usable function (no __call__ and no "
+        f"{', '.join(SIGNATURE_ORDER)} signature; it has "
+        f"{', '.join(sorted(signatures)) or 'none'}); pass --signature=NAME"
+    )
+
+
+def _signature_input(fn, name, handle):
+    """Returns the TensorSpec of a single-input signature."""
+    inputs = fn.structured_input_signature[1]
+    if len(inputs) != 1:
+        raise ModuleError(
+            f"{handle}: signature '{name}' takes {len(inputs)} inputs "
+            f"({', '.join(inputs) or 'none'}), not one image batch; pass "
+            "--signature naming a single-input image signature"
         )
-        if spec.shape.rank == 4 and spec.shape[1] and spec.shape[1] == spec.shape[2]:
-            return int(spec.shape[1])
+    return next(iter(inputs.values()))
+
+
+def _call_input(obj):
+    """Returns the image TensorSpec of `__call__`'s first traced concrete
+    function (a rank-4 positional input), or None when it has none."""
+    call = getattr(obj, "__call__", None)
+    for concrete in getattr(call, "concrete_functions", None) or []:
+        args, kwargs = concrete.structured_input_signature
+        for spec in tf.nest.flatten((args, kwargs)):
+            if isinstance(spec, tf.TensorSpec) and spec.shape.rank == 4:
+                return spec
     return None
 
 
-def _rescaled(fn, value_range):
-    """Returns fn applied to images mapped from [0, 1] onto value_range."""
-    low, high = value_range
-    if (low, high) == DEFAULT_VALUE_RANGE:
-        return fn
-    return lambda images: fn(low + (high - low) * images)
+def _declared_size(spec):
+    """Returns the square size of an image TensorSpec, or None."""
+    if spec is None or spec.shape.rank != 4:
+        return None
+    height, width = spec.shape[1], spec.shape[2]
+    if height and height == width:
+        return int(height)
+    return None
 
 
-def load_module(handle, image_size=None, signature=None, value_range=None):
-    """Returns a LoadedModule for `handle`, checked by one forward pass.
+def _accepts_training(obj):
+    """Returns whether the module's __call__ takes a `training` argument."""
+    spec = getattr(getattr(obj, "__call__", None), "function_spec", None)
+    if spec is None:
+        return False
+    args = spec.fullargspec
+    return "training" in list(args.args) + list(args.kwonlyargs)
 
-    `image_size`, `signature` and `value_range` ((low, high) or "low,high")
-    override what the module declares. The op-safety scan (in
-    `resolve_handle`) runs before the SavedModel is loaded.
+
+def _check_size(value, what):
+    """Returns a positive int size, or raises ModuleError."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ModuleError(f"{what} must be a positive integer, got {value!r}")
+    if value < 1:
+        raise ModuleError(f"{what} must be a positive integer, got {value}")
+    return int(value)
+
+
+def load_module(handle, image_size=None, signature=None, value_range=None, output=None):
+    """Returns the Module of `handle`, checked by one forward pass.
+
+    `image_size`, `signature`, `value_range` ((low, high) or "low,high") and
+    `output` (a dict key) override what the module declares. The op-safety
+    scan (in `resolve_handle`) runs before the SavedModel is loaded.
     """
     path = resolve_handle(handle)
     metadata = _read_metadata(path, handle)
     try:
         obj = tf.saved_model.load(path)
     except Exception as e:  # noqa: BLE001 - report any load failure as one line
-        message = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ModuleError(f"cannot load {handle} as a SavedModel: {message}") from None
-    signature, fn = _feature_fn(obj, signature, handle)
-    size = image_size or metadata.get("image_size") or _static_size(obj, signature)
-    if not size:
-        raise ModuleError(f"{handle} declares no input size; pass --image_size")
+        raise ModuleError(
+            f"cannot load {handle} as a SavedModel: {_first_line(e)}"
+        ) from None
+    name, spec = _choose_function(obj, signature, handle)
+    if image_size is not None:
+        size, source = _check_size(image_size, "--image_size"), "override"
+    elif metadata.get("image_size"):
+        size = _check_size(metadata["image_size"], f"{handle} metadata image_size")
+        source = "metadata"
+    elif _declared_size(spec):
+        size, source = _declared_size(spec), "signature"
+    else:
+        size, source = DEFAULT_IMAGE_SIZE, "default"
+    dtype = spec.dtype.name if spec is not None else "float32"
+    if dtype not in INPUT_DTYPES:
+        raise ModuleError(
+            f"{handle} takes {dtype} images; supported: {', '.join(INPUT_DTYPES)}"
+        )
+    default_range = (0.0, 255.0) if tf.as_dtype(dtype).is_integer else None
     value_range = parse_value_range(
-        value_range or metadata.get("value_range") or DEFAULT_VALUE_RANGE
+        value_range
+        or metadata.get("value_range")
+        or default_range
+        or DEFAULT_VALUE_RANGE
     )
-    fn = _rescaled(fn, value_range)
-    probe = _probe(fn, int(size), handle, value_range)
-    return LoadedModule(
+    module = Module(
         handle=handle,
         path=path,
         sha256=sha256_tree(path),
         metadata=metadata,
-        image_size=int(size),
-        signature=signature,
-        feature_dim=int(probe.shape[-1]),
+        obj=obj,
+        signature=name,
+        output=output or None,
+        image_size=size,
+        size_source=source,
+        input_dtype=dtype,
         value_range=value_range,
-        fn=fn,
     )
+    probe = _probe(module)
+    if module.has_features:
+        module.feature_dim = int(probe.shape[-1])
+    return module
 
 
 def _read_metadata(path, handle):
@@ -287,19 +486,32 @@ def _read_metadata(path, handle):
     return metadata if isinstance(metadata, dict) else {}
 
 
-def _probe(fn, size, handle, value_range):
+def _probe(module):
     """Returns the features of PROBE_BATCH random images, after checking them."""
+    size = module.image_size
     images = tf.random.stateless_uniform([PROBE_BATCH, size, size, 3], seed=[1, 2])
+    fn = module.features if module.has_features else module.logits
     try:
         features = fn(images)
+    except ModuleError:
+        raise
     except (TypeError, ValueError, tf.errors.OpError) as e:
-        message = " ".join(str(e).split())[:200]
+        hint = (
+            "; it declares no input size, so pass --image_size"
+            if module.size_source == "default"
+            else "; check --image_size, --signature and --value_range"
+        )
         raise ModuleError(
-            f"{handle} fails on a float32 [{PROBE_BATCH}, {size}, {size}, 3] batch "
-            f"in {list(value_range)}: {message}; check --image_size, --signature "
-            "and --value_range"
+            f"{module.handle} fails on a {module.input_dtype} [{PROBE_BATCH}, {size}, "
+            f"{size}, 3] batch in {list(module.value_range)}: "
+            f"{clip_words(' '.join(str(e).split()))}{hint}"
         ) from None
-    return check_features(features, handle, f"a probe batch of {PROBE_BATCH} images")
+    return check_features(
+        features,
+        module.handle,
+        f"a probe batch of {PROBE_BATCH} images",
+        allow_constant=not module.has_features,
+    )
 
 
 def check_feature_type(features, handle):
@@ -309,29 +521,37 @@ def check_feature_type(features, handle):
     if features.shape.rank != 2:
         raise ModuleError(
             f"{handle} returns features of shape {features.shape.as_list()}, not "
-            "[batch, features]; pass --signature naming a pooled feature-vector "
-            "output"
+            "[batch, features]; pass --output (or --signature) naming a pooled "
+            "feature-vector output"
         )
     if not features.dtype.is_floating:
         raise ModuleError(
             f"{handle} returns {features.dtype.name} features, not float; pass "
-            "--signature naming a float feature-vector output"
+            "--output (or --signature) naming a float feature-vector output"
         )
     return features
 
 
-def check_features(features, handle, where="a batch"):
+def check_features(features, handle, where="a batch", allow_constant=False):
     """Returns `features` as a numpy array after checking it is usable.
 
     Raises ModuleError unless it is a float [batch, d] array, finite, and (for
-    2 or more images) not the same vector for every image.
+    2 or more images, unless `allow_constant`: logits of a degenerate
+    classifier are a result, not a broken module) not the same vector for
+    every image.
     """
     values = np.asarray(check_feature_type(features, handle))
     if not np.all(np.isfinite(values)):
         raise ModuleError(f"{handle} returns NaN or infinite features on {where}")
-    if len(values) > 1 and np.all(values == values[:1]):
+    if not allow_constant and len(values) > 1 and np.all(values == values[:1]):
         raise ModuleError(
             f"{handle} returns the same features for every image of {where} "
-            "(constant features); check --value_range and --signature"
+            "(constant features); check --value_range, --signature and --output"
         )
     return values
+
+
+def _first_line(error):
+    """Returns the first line of an exception's message, or its type name."""
+    text = str(error).strip()
+    return clip_words(text.splitlines()[0]) if text else type(error).__name__

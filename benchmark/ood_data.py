@@ -1,8 +1,10 @@
 """The ImageNet distribution-shift test sets, read from prepared TFDS data.
 
-Each set is a TFDS name, a split, an optional 200-class subset and the
-preprocessing crop. Labels are ImageNet's 1000 class indices in every set
-(ImageNet-A and -R included), so a module's 1000 logits score all of them;
+Each set is a name (the leaderboard's and the spec's), a TFDS name, a split,
+an optional 200-class subset and the preprocessing crop; the harness reads it
+as an ImageDataset (`benchmark.datasets.load_benchmark_dataset`). Labels are
+ImageNet's 1000 class indices in every set (ImageNet-A and -R included), so a
+module's 1000 logits score all of them;
 ImageNet-A and -R contain only 200 classes and are scored with the logits
 restricted to those (index lists in benchmark/data/class_subsets_200.json, a
 copy of the lists in the sets' authors' evaluation code). Nothing is
@@ -15,9 +17,6 @@ import json
 import os
 
 import numpy as np
-import tensorflow as tf
-
-from zoo.data.base import DatasetError, ensure_rgb, short_message
 
 SUBSETS_FILE = os.path.join(os.path.dirname(__file__), "data", "class_subsets_200.json")
 NUM_IMAGENET_CLASSES = 1000
@@ -49,6 +48,7 @@ class OodSet:
     """One test set.
 
     Attributes:
+      name: the leaderboard dataset name ("imagenet_v2"), also its spec.
       tfds_name: the TFDS builder name (with config).
       split: the split read.
       subset: key of the 200-class index list in SUBSETS_FILE, or None.
@@ -56,24 +56,21 @@ class OodSet:
         ImageNet-C, whose images are already 224 px center crops).
     """
 
+    name: str
     tfds_name: str
     split: str
     subset: str | None = None
     crop_fraction: float = 0.875
 
-    @property
-    def name(self):
-        """Returns the leaderboard dataset name, "tfds:<tfds_name>"."""
-        return f"tfds:{self.tfds_name}"
-
 
 OOD_SETS = {
-    "imagenet2012": OodSet("imagenet2012", "validation"),
-    "imagenet_v2": OodSet("imagenet_v2/matched-frequency", "test"),
-    "imagenet_a": OodSet("imagenet_a", "test", subset="imagenet_a"),
-    "imagenet_r": OodSet("imagenet_r", "test", subset="imagenet_r"),
-    "imagenet_sketch": OodSet("imagenet_sketch", "test"),
+    "imagenet2012": OodSet("imagenet2012", "imagenet2012", "validation"),
+    "imagenet_v2": OodSet("imagenet_v2", "imagenet_v2/matched-frequency", "test"),
+    "imagenet_a": OodSet("imagenet_a", "imagenet_a", "test", subset="imagenet_a"),
+    "imagenet_r": OodSet("imagenet_r", "imagenet_r", "test", subset="imagenet_r"),
+    "imagenet_sketch": OodSet("imagenet_sketch", "imagenet_sketch", "test"),
 }
+CORRUPTED_PREFIX = "imagenet2012_corrupted/"
 
 
 def corrupted_set(corruption, severity):
@@ -83,11 +80,20 @@ def corrupted_set(corruption, severity):
             f"unknown ImageNet-C corruption '{corruption}'; choose from "
             f"{', '.join(ALEXNET_ERRORS)}"
         )
-    return OodSet(
-        f"imagenet2012_corrupted/{corruption}_{severity}",
-        "validation",
-        crop_fraction=1.0,
-    )
+    name = f"{CORRUPTED_PREFIX}{corruption}_{severity}"
+    return OodSet(name, name, "validation", crop_fraction=1.0)
+
+
+def find_set(name):
+    """Returns the OodSet named `name` (an OOD_SETS key or
+    "imagenet2012_corrupted/<corruption>_<severity>"), or None."""
+    if name in OOD_SETS:
+        return OOD_SETS[name]
+    if isinstance(name, str) and name.startswith(CORRUPTED_PREFIX):
+        corruption, _, severity = name[len(CORRUPTED_PREFIX) :].rpartition("_")
+        if corruption in ALEXNET_ERRORS and severity in "12345" and severity:
+            return corrupted_set(corruption, int(severity))
+    return None
 
 
 @functools.lru_cache(maxsize=None)
@@ -102,33 +108,3 @@ def class_subset(name, path=SUBSETS_FILE):
     if len(indices) != 200 or indices.min() < 0 or indices.max() >= 1000:
         raise ValueError(f"class subset '{name}' in {path} is not 200 ImageNet indices")
     return indices
-
-
-def load_examples(ood_set, data_dir=None, max_examples=None):
-    """Returns a tf.data.Dataset of {"image": uint8 [H, W, 3], "label": int64}
-    of `ood_set`, in file order (the first `max_examples` when given).
-
-    Raises DatasetError (one line) when the set is unknown or not prepared.
-    """
-    import tensorflow_datasets as tfds
-
-    try:
-        builder = tfds.builder(ood_set.tfds_name, data_dir=data_dir)
-        dataset = builder.as_dataset(split=ood_set.split, shuffle_files=False)
-    except Exception as error:  # noqa: BLE001 - any failure here means the same
-        raise DatasetError(
-            f"TFDS set '{ood_set.tfds_name}' (split {ood_set.split}) cannot be read: "
-            f'{short_message(error)}; prepare it with "tfds build '
-            f'{ood_set.tfds_name}" (ImageNet sets need the manual download) and '
-            "pass --data_dir"
-        ) from None
-    if max_examples:
-        dataset = dataset.take(max_examples)
-    return dataset.map(
-        lambda ex: {
-            "image": ensure_rgb(ex["image"]),
-            "label": tf.cast(ex["label"], tf.int64),
-        },
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )

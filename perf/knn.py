@@ -11,7 +11,7 @@ Two measurements:
       larger summed similarity, then lowest label).
   (2) the protocol of `benchmark.evaluators.knn.KNN` (k chosen among
       1, 3, 5, 10, 20, 50, 100 on the fixed stratified 20% validation split,
-      then train + validation as the memory for the test set): `KNN().run`
+      then train + validation as the memory for the test set): `KNN().evaluate`
       vs the same protocol written with scikit-learn's API (fit / predict
       once per candidate k, then refit the best k on train + validation).
       Ours searches once for the largest k and votes every smaller k from a
@@ -38,8 +38,9 @@ from linear_probe import make_features  # perf/linear_probe.py, beside this file
 from sklearn.neighbors import KNeighborsClassifier
 
 from benchmark import metrics
-from benchmark.evaluators.knn import KNN, knn_predict
+from benchmark.evaluators.knn import KNN
 from benchmark.features import FeatureSet
+from benchmark.neighbours import knn_predict
 
 
 def sklearn_protocol(train_x, train_y, test_x, test_y, evaluator):
@@ -100,7 +101,7 @@ def main(argv=None):
     evaluator = KNN(chunk_size=args.chunk_size)
     train = FeatureSet(train_x, train_y, np.arange(args.n).astype(str))
     test = FeatureSet(test_x, test_y, np.arange(args.n_test).astype(str))
-    (measurement,), ours_time = _timed(lambda: list(evaluator.run(train, test)))
+    (measurement,), ours_time = _timed(lambda: list(evaluator.evaluate(train, test)))
     (their_value, their_k), their_time = _timed(
         sklearn_protocol, train_x, train_y, test_x, test_y, evaluator
     )

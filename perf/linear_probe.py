@@ -5,7 +5,7 @@ Measures, in one process on the same features, the full 45-lambda protocol of
 the largest, warm-started, chosen on the fixed stratified 20% validation
 split, refit on train + validation, top-1 on test) run by
 
-  (a) `LinearProbe().run` (TensorFlow L-BFGS, float32), after a one-time
+  (a) `LinearProbe().evaluate` (TensorFlow L-BFGS, float32), after a one-time
       tf.function trace on a tiny problem (timed and printed separately);
   (b) the baseline: scikit-learn's LogisticRegression(solver="lbfgs",
       warm_start=True), float64, C = 1 / lambda (2 / lambda for two classes),
@@ -41,7 +41,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
-from benchmark import metrics
+from benchmark import logistic, metrics
 from benchmark.evaluators import linear_probe
 from benchmark.features import FeatureSet
 
@@ -124,12 +124,12 @@ def main(argv=None):
 
     start = time.perf_counter()
     tiny = np.arange(8) % 2
-    linear_probe.fit_logistic_regression(np.eye(8, 3, dtype=np.float32), tiny, 1.0)
+    logistic.fit_logistic_regression(np.eye(8, 3, dtype=np.float32), tiny, 1.0)
     trace = time.perf_counter() - start
     print(f"one-time tf.function trace: {trace:.1f} s (not included below)")
 
     start = time.perf_counter()
-    (ours,) = evaluator.run(train, test)
+    (ours,) = evaluator.evaluate(train, test)
     ours_time = time.perf_counter() - start
     print(
         f"ours    (TF L-BFGS, float32): {ours_time:8.1f} s  "

@@ -10,15 +10,13 @@ import dataclasses
 import os
 
 from benchmark import leaderboard
+from benchmark.config import BenchmarkConfig, evaluation
 from benchmark.datasets import load_benchmark_dataset
-from benchmark.evaluators import create_evaluator
+from benchmark.harness import base_row, prepare, run_benchmark
 from benchmark.modules import load_module
-from benchmark.run import benchmark_module
 from export.hub_module import export_hub_module
-from zoo import data as zoo_data
 from zoo.configs import load_config
 from zoo.objectives import create_objective
-from zoo.provenance import environment
 from zoo.trainer import train_and_evaluate, validate_config
 
 TRANSFER_EVALUATIONS = ("linear_probe", "knn", "class_separation")
@@ -79,21 +77,42 @@ def validate(demo):
     for config in configs:
         validate_config(config)
     target = load_benchmark_dataset(demo.target, data_dir=demo.data_dir)
-    for name in demo.evaluations:
-        create_evaluator(name)
+    for config in configs:
+        prepare(_benchmark_config(demo, config))  # Bad settings fail now.
     leaderboard.read_rows(demo.leaderboard_path)  # a foreign header fails now
     return configs, target
+
+
+def _benchmark_config(demo, config):
+    """Returns the benchmark config of one module: the transfer evaluations on
+    the target, and class separation on the pretraining data's test split."""
+    return BenchmarkConfig(
+        name="demo",
+        datasets=(demo.target,),
+        evaluations=(
+            *(
+                evaluation(name, max_per_class=demo.target_max_per_class)
+                for name in demo.evaluations
+            ),
+            evaluation(
+                "class_separation",
+                data=config.dataset,
+                max_per_class=config.max_per_class,
+            ),
+        ),
+    )
 
 
 def _holdout_row(config, info, module):
     holdout = info["holdout"]
     return leaderboard.make_row(
-        source="measured",
-        handle=module.handle,
-        module_sha256=module.sha256,
-        arch=config.arch,
-        objective=config.objective,
-        pretrain_dataset=info["dataset"],
+        **dict(
+            base_row(module),
+            arch=config.arch,
+            objective=config.objective,
+            pretrain_dataset=info["dataset"],
+            seed=config.seed,
+        ),
         evaluation="holdout",
         dataset=info["dataset"],
         split=f"{info['num_holdout']} held out of {info['dataset']} train",
@@ -102,8 +121,6 @@ def _holdout_row(config, info, module):
         metric="top1",
         value=holdout["top1"],
         protocol={"image_size": config.image_size, "crop_fraction": 0.875},
-        seed=config.seed,
-        **environment(),
         seconds=round(sum(h["seconds"] or 0 for h in info["history"]), 3),
     )
 
@@ -128,23 +145,12 @@ def run_demo(demo, report=print):
         )
         report(f"[export] {out_dir} sha256 {sha[:12]}")
         module = load_module(out_dir)
-        source = zoo_data.load_dataset(config.dataset, data_dir=config.data_dir)
-        cache = os.path.join(demo.workdir, "feature_cache")
         rows = [_holdout_row(config, result.info, module)]
-        rows += benchmark_module(
+        rows += run_benchmark(
+            _benchmark_config(demo, config),
             module,
-            target,
-            demo.evaluations,
-            max_per_class=demo.target_max_per_class,
-            cache_dir=cache,
-            report=report,
-        )
-        rows += benchmark_module(
-            module,
-            source,
-            ("class_separation",),
-            max_per_class=config.max_per_class,
-            cache_dir=cache,
+            data_dir=demo.data_dir or config.data_dir,
+            cache_dir=os.path.join(demo.workdir, "feature_cache"),
             report=report,
         )
         leaderboard.append_rows(demo.leaderboard_path, rows)

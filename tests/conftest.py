@@ -1,5 +1,6 @@
 """Shared pytest fixtures and markers."""
 
+import contextlib
 import os
 import pathlib
 
@@ -107,3 +108,40 @@ def save_module_without_logits(path):
     )
     tf.saved_model.save(module, str(path))
     (path / "metadata.json").write_text(json.dumps({"image_size": 8}))
+
+
+@contextlib.contextmanager
+def mock_prepared_tfds(data_dir, datasets, labels):
+    """Serves prepared-looking TFDS datasets through tfds.testing.mock_data.
+
+    `datasets` maps TFDS names to {split: size}; their metadata is written to
+    `data_dir` (so TfdsDataset sees them as prepared) and every split of
+    every one reads as one gray PNG per entry of `labels` (at the image
+    feature's static size where it has one, else 32 x 24), with tfds ids.
+    """
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    for name, splits in datasets.items():
+        write_tfds_metadata(data_dir, name, splits)
+
+    def as_dataset(self, split, decoders=None, read_config=None, **kwargs):
+        del decoders, read_config, kwargs
+        static = self.info.features["image"].shape
+        shape = [d or default for d, default in zip(static, (32, 24, 3))]
+        png = tf.io.encode_png(np.full(shape, 128, np.uint8)).numpy()
+        return tf.data.Dataset.from_tensor_slices(
+            {
+                "image": [png] * len(labels),
+                "label": np.asarray(labels, np.int64),
+                "tfds_id": [f"{self.name}-{split}__{i}" for i in range(len(labels))],
+            }
+        )
+
+    with tfds.testing.mock_data(
+        policy=tfds.testing.MockPolicy.USE_FILES,
+        data_dir=str(data_dir),
+        as_dataset_fn=as_dataset,
+    ):
+        yield

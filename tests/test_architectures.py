@@ -321,3 +321,32 @@ def test_mirrored_strategy_step_on_two_cpu_replicas():
         else:  # zero-gamma BNs block the residual branches' first gradients
             assert "stem_conv/kernel" in r["changed"], r
         assert r["synchronized"], r
+
+
+# The smallest input each registered architecture accepts (its stride and
+# 'valid' convolutions), so the sweep below runs every entry at toy size.
+MIN_SIZES = {"resnet50": 32, "inception_v3": 75}
+
+
+def test_every_architecture_has_a_sweep_size():
+    assert set(list_architectures()) == set(MIN_SIZES)
+
+
+@pytest.mark.parametrize("arch", list_architectures())
+def test_architecture_sweep_shapes_finite_and_save_reload(arch, tmp_path):
+    size = MIN_SIZES[arch]
+    keras.utils.set_random_seed(0)
+    model = create_classifier(
+        arch, create_objective("softmax"), 3, image_size=size, width_multiplier=0.125
+    )
+    images = np.random.RandomState(0).uniform(size=(2, size, size, 3)).astype("float32")
+    out = model(images)
+    assert out["logits"].shape == (2, 3)
+    assert out["pre_logits"].shape[0] == 2 and len(out["pre_logits"].shape) == 2
+    for name, value in out.items():
+        assert np.all(np.isfinite(np.asarray(value))), (arch, name)
+    path = str(tmp_path / f"{arch}.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path)(images)
+    for name in out:
+        np.testing.assert_array_equal(out[name], reloaded[name])

@@ -3,6 +3,7 @@ protocol preprocessing, the feature cache, the plot, and zoo-benchmark's bad
 input run as a subprocess (one-line error, non-zero exit, no row, no cache)."""
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -13,10 +14,10 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from benchmark import datasets, extract, plot
+from benchmark.config import BenchmarkConfig, evaluation, load_config
+from benchmark.harness import run_benchmark
 from benchmark.leaderboard import make_row, read_rows
-from benchmark.main import SMOKE_SUITE, dataset_specs
-from benchmark.modules import LoadedModule, ModuleError, load_module
-from benchmark.run import benchmark_module
+from benchmark.modules import Module, ModuleError, load_module
 from tests.conftest import write_tfds_metadata
 from tests.test_modules import build_module_zoo
 from zoo.data import DatasetError, eval_preprocess, load_dataset
@@ -90,10 +91,9 @@ def module_zoo(tmp_path_factory):
 def test_the_registry_holds_the_papers_eight_transfer_sets():
     assert sorted(datasets.TRANSFER_SUITE) == datasets.list_transfer_datasets()
     assert len(datasets.TRANSFER_SUITE) == 8
-    assert dataset_specs("transfer", None) == list(datasets.TRANSFER_SUITE)
-    assert dataset_specs("smoke", None) == list(SMOKE_SUITE)
+    assert load_config("paper").datasets == datasets.TRANSFER_SUITE
     with pytest.raises(ValueError, match="--datasets"):
-        dataset_specs("local", None)
+        load_config("local").evaluators()
     metrics = {n: datasets.transfer_spec(n).metric for n in datasets.TRANSFER_SUITE}
     assert {n for n, m in metrics.items() if m == "mean_per_class"} == {
         "oxford_iiit_pet",
@@ -166,19 +166,30 @@ def test_unknown_and_unprepared_datasets_say_what_to_do(tmp_path):
 
 def test_benchmark_on_mock_flowers_reports_mean_per_class(tmp_path, module_zoo):
     module = load_module(module_zoo["good"])
+    config = BenchmarkConfig(
+        name="flowers",
+        datasets=("oxford_flowers102",),
+        evaluations=(evaluation("knn"), evaluation("class_separation")),
+    )
     with _mock_tfds(tmp_path, "oxford_flowers102", num_examples=30):
-        dataset = datasets.load_benchmark_dataset(
-            "oxford_flowers102", data_dir=str(tmp_path)
-        )
-        rows = benchmark_module(
-            module, dataset, ["knn", "class_separation"], report=lambda line: None
+        rows = run_benchmark(
+            config, module, data_dir=str(tmp_path), report=lambda line: None
         )
     assert [r["evaluation"] for r in rows] == ["knn", "class_separation"]
-    knn = rows[0]
-    assert knn["dataset"] == "oxford_flowers102"
-    assert knn["split"] == "train+validation->test"
-    assert '"metric": "mean_per_class"' in knn["protocol"]
-    assert '"crop_fraction": 1.0' in knn["protocol"]
+    knn, r2 = rows
+    assert knn["dataset"] == r2["dataset"] == "oxford_flowers102"
+    assert knn["split"] == "train+validation->test" and r2["split"] == "test"
+    assert json.loads(knn["selected"])["val_accuracy"] >= 0.0
+    protocol = json.loads(knn["protocol"])
+    assert protocol["config"] == "flowers"
+    assert protocol["preprocessing"]["crop_fraction"] == 1.0
+    # Pets and Flowers report mean per-class accuracy: recomputed by hand.
+    assert (
+        datasets.dataset_metric(
+            datasets.load_benchmark_dataset("oxford_flowers102", data_dir=str(tmp_path))
+        )
+        == "mean_per_class"
+    )
 
 
 # ---------------------------------------------------------------- extraction
@@ -200,28 +211,49 @@ def _image_folder(root, bad=None):
     return str(root)
 
 
-def _pixel_module(image_size=4, value_range=(0.0, 1.0), nan_on_call=None):
-    """Returns a LoadedModule whose features are its input pixels, flattened,
-    and the list of its calls."""
-    calls = []
+class _Pixels(tf.Module):
+    """A real tf.Module whose features are its input pixels, flattened; it
+    counts its calls and returns NaN on call `nan_on_call`."""
 
-    def fn(images):
-        calls.append(int(images.shape[0]))
+    def __init__(self, nan_on_call=None):
+        super().__init__()
+        self.calls = []
+        self.nan_on_call = nan_on_call
+
+    def __call__(self, images):
+        self.calls.append(int(images.shape[0]))
         flat = tf.reshape(images, [tf.shape(images)[0], -1])
-        return flat * float("nan") if len(calls) == nan_on_call else flat
+        return flat * float("nan") if len(self.calls) == self.nan_on_call else flat
 
-    module = LoadedModule(
+
+def _pixel_module(image_size=4, value_range=(0.0, 1.0), nan_on_call=None):
+    """Returns a Module around _Pixels (not saved: the extraction loop only
+    calls it) and the list of its calls."""
+    obj = _Pixels(nan_on_call)
+    module = Module(
         handle="pixels",
         path="",
         sha256="0" * 64,
         metadata={},
-        image_size=image_size,
+        obj=obj,
         signature="__call__",
-        feature_dim=3 * image_size**2,
+        output=None,
+        image_size=image_size,
+        size_source="override",
+        input_dtype="float32",
         value_range=value_range,
-        fn=fn,
+        feature_dim=3 * image_size**2,
     )
-    return module, calls
+    return module, obj.calls
+
+
+def _extract_splits(module, dataset, splits, cache_dir, report=lambda s: None):
+    """Returns {split: FeatureSet} through the harness's cached extraction."""
+    cache = extract.FeatureCache(cache_dir)
+    return {
+        split: extract.extract(module, dataset, split, cache=cache, report=report)
+        for split in splits
+    }
 
 
 def test_extraction_resizes_the_shorter_side_and_center_crops(tmp_path):
@@ -244,14 +276,10 @@ def test_the_cache_is_reused_and_keyed_by_what_changes_features(tmp_path):
     dataset = load_dataset(_image_folder(tmp_path / "folder"))
     cache = str(tmp_path / "cache")
     module, calls = _pixel_module()
-    first = extract.extract_features(
-        module, dataset, ["train", "test"], cache_dir=cache, report=lambda s: None
-    )
+    first = _extract_splits(module, dataset, ["train", "test"], cache)
     assert len(calls) == 2 and len(os.listdir(cache)) == 2
     lines = []
-    again = extract.extract_features(
-        module, dataset, ["train", "test"], cache_dir=cache, report=lines.append
-    )
+    again = _extract_splits(module, dataset, ["train", "test"], cache, lines.append)
     assert len(calls) == 2  # No forward pass: both splits came from the cache.
     assert lines == [
         f"[features] {dataset.name}/train: 6 from cache",
@@ -260,28 +288,38 @@ def test_the_cache_is_reused_and_keyed_by_what_changes_features(tmp_path):
     for split in ("train", "test"):
         np.testing.assert_array_equal(first[split].features, again[split].features)
         np.testing.assert_array_equal(first[split].ids, again[split].ids)
-    key, parts = extract.cache_key(module, dataset, "train", None, 1.0)
+
+    def key(module=module, split="train", **changes):
+        settings = dict(
+            output="features", max_per_class=None, crop_fraction=1.0, transform=None
+        )
+        return extract.cache_key(module, dataset, split, **{**settings, **changes})
+
+    base, parts = key()
     assert parts["preprocessing"]["crop_fraction"] == 1.0
     scaled, _ = _pixel_module(value_range=(0.0, 255.0))
     variants = [
-        extract.cache_key(module, dataset, "test", None, 1.0),
-        extract.cache_key(module, dataset, "train", 2, 1.0),
-        extract.cache_key(module, dataset, "train", None, 0.875),
-        extract.cache_key(scaled, dataset, "train", None, 1.0),
+        key(split="test"),
+        key(max_per_class=2),
+        key(crop_fraction=0.875),
+        key(module=scaled),
+        key(output="logits"),
+        key(transform=extract.Transform({"corruption": "fog"}, None)),
     ]
-    assert len({key, *(k for k, _ in variants)}) == 5
+    assert len({base, *(k for k, _ in variants)}) == 7
     assert all(name.endswith(".npz") for name in os.listdir(cache))  # No temps.
 
 
-def test_a_failure_on_any_split_writes_no_cache_entry(tmp_path):
+def test_a_failed_split_writes_no_cache_entry(tmp_path):
     dataset = load_dataset(_image_folder(tmp_path / "folder"))
     cache = tmp_path / "cache"
     module, _ = _pixel_module(nan_on_call=2)  # Train is fine, test is NaN.
     with pytest.raises(ModuleError, match="NaN or infinite features on .*/test"):
-        extract.extract_features(
-            module, dataset, ["train", "test"], cache_dir=str(cache), report=print
-        )
-    assert not cache.exists() or not os.listdir(cache)
+        _extract_splits(module, dataset, ["train", "test"], str(cache))
+    # Only the complete, checked train split was stored.
+    (entry,) = os.listdir(cache)
+    with np.load(cache / entry) as stored:
+        assert '"split": "train"' in str(stored["key"])
 
 
 def test_an_undecodable_image_fails_naming_the_file(tmp_path):
@@ -289,9 +327,7 @@ def test_an_undecodable_image_fails_naming_the_file(tmp_path):
     module, _ = _pixel_module()
     cache = tmp_path / "cache"
     with pytest.raises(DatasetError, match="cannot decode image .*1b.png"):
-        extract.extract_features(
-            module, dataset, ["test", "train"], cache_dir=str(cache), report=print
-        )
+        _extract_splits(module, dataset, ["train"], str(cache))
     assert not cache.exists() or not os.listdir(cache)
 
 
@@ -371,7 +407,7 @@ def _assert_one_line_error(result, *fragments):
     "case, fragments",
     [
         ("not_a_savedmodel", ("not a SavedModel",)),
-        ("no_signature", ("no usable signature",)),
+        ("no_signature", ("no usable function",)),
         ("rank4", ("not [batch, features]",)),
         ("nan", ("NaN or infinite features",)),
         ("constant", ("same features for every image",)),
@@ -388,7 +424,11 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(
 ):
     board, cache = tmp_path / "board.csv", tmp_path / "cache"
     module = module_zoo.get(case, module_zoo["good"])
-    args = [f"--leaderboard={board}", f"--cache_dir={cache}"]
+    args = [
+        f"--leaderboard={board}",
+        f"--cache_dir={cache}",
+        "--evaluations=linear_probe,knn,class_separation",
+    ]
     if case == "not_a_savedmodel":
         module = str(tmp_path)
     elif case == "unknown_dataset":
@@ -398,7 +438,7 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(
         args += ["--datasets=cifar10", f"--data_dir={tmp_path / 'tfds'}"]
     elif case == "undecodable_image":
         folder = _image_folder(tmp_path / "folder", bad="bad.png")
-        args += ["--suite=local", f"--datasets={folder}"]
+        args += ["--config=local", f"--datasets={folder}"]
     elif case == "foreign_header":
         board.write_text("model,top1\nx,1\n")
     result = _cli("benchmark.main", f"--module={module}", *args)
@@ -417,7 +457,8 @@ def test_smoke_suite_writes_rows_and_reuses_the_cache(tmp_path, module_zoo):
         f"--module={module_zoo['good']}",
         f"--leaderboard={board}",
         f"--cache_dir={cache}",
-        "--knn_chunk_size=7",
+        "--evaluations=linear_probe,knn,class_separation",
+        "--set=knn.chunk_size=7",
         "--value_range=0,255",
     )
     first = _cli("benchmark.main", *args)

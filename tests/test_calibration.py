@@ -9,16 +9,23 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from benchmark.evaluators.calibration import (
+from benchmark.config import BenchmarkConfig, evaluation
+from benchmark.harness import run_benchmark
+from benchmark.metrics import (
     expected_calibration_error,
     fit_temperature,
     negative_log_likelihood,
 )
-from benchmark.evaluators.module_base import create_module_evaluator
-from benchmark.module_run import evaluate_module
 from benchmark.modules import ModuleError
 from tests.conftest import save_module_without_logits
 from zoo.data import load_dataset
+
+
+def _calibration(data):
+    """Returns a config running only calibration on `data`."""
+    return BenchmarkConfig(
+        name="calibration_test", evaluations=(evaluation("calibration", data=data),)
+    )
 
 
 def test_nll_by_hand():
@@ -74,8 +81,8 @@ def test_temperature_recovers_the_generating_one():
 
 def test_evaluator_on_a_trained_module(exported_module):
     data = load_dataset("digits_0to4")
-    rows = evaluate_module(
-        exported_module[0], "calibration", data, report=lambda line: None
+    rows = run_benchmark(
+        _calibration("digits_0to4"), exported_module[0], report=lambda line: None
     )
     values = {r["metric"]: float(r["value"]) for r in rows}
     assert set(values) == {
@@ -97,20 +104,24 @@ def test_evaluator_on_a_trained_module(exported_module):
 
 
 def test_class_count_mismatch_is_one_line(exported_module):
-    evaluator = create_module_evaluator("calibration")
     with pytest.raises(ModuleError, match="has 5 logits but digits has 10 classes"):
-        list(evaluator.run(exported_module[0], load_dataset("digits")))
+        run_benchmark(_calibration("digits"), exported_module[0], report=print)
 
 
-def test_module_without_logits_is_refused(tmp_path):
+def test_module_without_logits_is_skipped(tmp_path):
     save_module_without_logits(tmp_path)
-    evaluator = create_module_evaluator("calibration")
-    with pytest.raises(ModuleError, match="has no 'logits' signature") as error:
-        list(evaluator.run(str(tmp_path), load_dataset("digits_0to4")))
-    assert "\n" not in str(error.value)
+    lines = []
+    assert (
+        run_benchmark(_calibration("digits_0to4"), str(tmp_path), report=lines.append)
+        == []
+    )
+    (note,) = [line for line in lines if line.startswith("[skip]")]
+    assert "no 'logits' signature" in note
 
 
-def test_zoo_evaluate_appends_rows_and_reports_bad_input(exported_module, tmp_path):
+def test_zoo_benchmark_appends_calibration_rows_and_reports_bad_input(
+    exported_module, tmp_path
+):
     import subprocess
     import sys
 
@@ -121,11 +132,12 @@ def test_zoo_evaluate_appends_rows_and_reports_bad_input(exported_module, tmp_pa
     command = [
         sys.executable,
         "-m",
-        "benchmark.evaluate_main",
+        "benchmark.main",
         f"--module={exported_module[0]}",
-        "--evaluation=calibration",
-        "--dataset=digits_0to4",
+        "--config=smoke",
+        "--evaluations=calibration",
         f"--leaderboard={board}",
+        f"--cache_dir={tmp_path / 'cache'}",
     ]
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=600, cwd=repo
@@ -136,7 +148,7 @@ def test_zoo_evaluate_appends_rows_and_reports_bad_input(exported_module, tmp_pa
     assert all(r["evaluation"] == "calibration" for r in rows)
     assert all(r["tf_version"] == tf.__version__ and r["device"] for r in rows)
     bad = subprocess.run(
-        command[:5] + ["--dataset=digits", f"--leaderboard={board}"],
+        [*command, "--set=calibration.data=digits"],
         capture_output=True,
         text=True,
         timeout=600,

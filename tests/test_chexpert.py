@@ -14,8 +14,10 @@ from sklearn.metrics import roc_auc_score
 
 from benchmark import chexpert_data, roc
 from benchmark.chexpert_data import ChexpertError
+from benchmark.config import BenchmarkConfig, evaluation
 from benchmark.evaluators.chexpert import Chexpert
-from benchmark.module_run import evaluate_module
+from benchmark.harness import run_benchmark
+from zoo.data import DatasetError
 
 HEADER = ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *chexpert_data.PATHOLOGIES]
 
@@ -125,22 +127,36 @@ def test_paths_resolve_from_the_parent_or_the_chexpert_folder(tmp_path):
     parent = _chexpert_tree(tmp_path)
     for root in (parent, parent / "CheXpert-v1.0-small"):
         data = chexpert_data.find_chexpert(str(root))
-        table = data.train()
+        table = data.table("train")
         assert table.frontal.tolist() == [True, False, True, False]
         files = chexpert_data.resolve_paths(data.root, table.paths[table.rows()])
         assert all(f.endswith("view1_frontal.jpg") for f in files)
         assert (parent / "CheXpert-v1.0-small" / "train" / "patient2").as_posix() in (
             files[1]
         )
-    table = chexpert_data.find_chexpert(str(parent)).train()
+    data = chexpert_data.find_chexpert(str(parent))
+    table = data.table("train")
     np.testing.assert_array_equal(table.binary()[0], [1, 0, 0, 0, 1])
     assert np.isnan(table.raw[0, 1]) and table.raw[0, 2] == -1.0
+    # As an ImageDataset: frontal rows only, the label a bitmask of positives.
+    assert data.name == "chexpert"  # The real release's folder: the paper's name.
+    labels = data.labels("train")
+    np.testing.assert_array_equal(labels, [0b10001, 0b00001])
+    np.testing.assert_array_equal(
+        data.targets(labels), [[1, 0, 0, 0, 1], [1, 0, 0, 0, 0]]
+    )
+    examples = list(data.as_numpy_iterator("valid"))
+    assert [e["id"] for e in examples] == [
+        f"CheXpert-v1.0-small/valid/patient{p}/study1/view1_frontal.jpg" for p in (1, 2)
+    ]
+    assert examples[0]["image"].shape == (12, 12, 3)
 
 
 def test_nih_sample_paths_resolve_next_to_the_csv(shared_data):
     root = shared_data / "nih1000_chexpert_format"
     data = chexpert_data.find_chexpert(str(root))
-    table = data.valid()
+    table = data.table("valid")
+    assert data.name == f"chexpert:{root}"  # Not the release: named by its folder.
     assert table.paths[0].startswith("images/")
     files = chexpert_data.resolve_paths(data.root, table.paths)
     assert len(files) == 200
@@ -168,14 +184,21 @@ def test_missing_images_is_a_one_line_error(tmp_path):
 
 
 def test_undecodable_image_is_named(tmp_path, exported_module):
+    from benchmark.extract import extract
     from benchmark.modules import load_module
 
-    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
-    _png(good)
-    bad.write_bytes(b"not an image")
+    _png(tmp_path / "good.png")
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    labels = ["1.0", "0.0", "", "", "1.0"]
+    rows = [
+        [name, "F", "1", "Frontal", "AP", *labels] for name in ("good.png", "bad.png")
+    ]
+    _write_csv(tmp_path / "train.csv", rows)
+    _write_csv(tmp_path / "valid.csv", rows)
+    data = chexpert_data.find_chexpert(str(tmp_path))
     module = load_module(exported_module[0])
-    with pytest.raises(ChexpertError, match="cannot decode image .*bad.png") as error:
-        chexpert_data.extract(module, [str(good), str(bad)], batch_size=1)
+    with pytest.raises(DatasetError, match="cannot decode image .*bad.png") as error:
+        extract(module, data, "valid", batch_size=1, report=lambda line: None)
     assert "\n" not in str(error.value)
 
 
@@ -227,16 +250,21 @@ def _random_module(path):
 def test_trained_and_random_modules_on_real_xrays(
     shared_data, exported_module, tmp_path
 ):
-    data = chexpert_data.find_chexpert(str(shared_data / "nih1000_chexpert_format"))
-    config = dict(num_l2=12, bootstrap_samples=200, max_iter=200)
+    spec = f"chexpert:{shared_data / 'nih1000_chexpert_format'}"
+    config = BenchmarkConfig(
+        name="nih",
+        evaluations=(
+            evaluation(
+                "chexpert", data=spec, num_l2=12, bootstrap_samples=200, max_iter=200
+            ),
+        ),
+    )
     results = {}
     for name, module in (
         ("trained", exported_module[0]),
         ("random", _random_module(tmp_path / "random")),
     ):
-        rows = evaluate_module(
-            module, "chexpert", data, config=config, report=lambda line: None
-        )
+        rows = run_benchmark(config, module, report=lambda line: None)
         results[name] = {(r["split"], r["metric"]): float(r["value"]) for r in rows}
         print(
             name, {k: round(v, 3) for k, v in results[name].items() if "ci" not in k[1]}

@@ -40,7 +40,6 @@ def assert_one_line_error(result, *fragments):
         "zoo-leaderboard",
         "zoo-matrix",
         "zoo-pull",
-        "zoo-evaluate",
     ],
 )
 def test_help(command):
@@ -48,6 +47,15 @@ def test_help(command):
     assert result.returncode == 0
     assert "Flags:" in result.stdout and "--" in result.stdout
     assert "Example" in result.stdout or "With no flags" in result.stdout
+
+
+def test_benchmark_help_lists_the_configs():
+    from benchmark.configs import list_configs
+
+    result = run("zoo-benchmark", "--help")
+    assert {"smoke", "local", "paper"} <= set(list_configs())
+    assert f"one of {', '.join(list_configs())}" in " ".join(result.stdout.split())
+    assert "--set" in result.stdout and "--output" in result.stdout
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,5 @@
 """Oracle tests of the metrics, the validation split and the evaluators."""
 
-import json
-import math
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -11,16 +8,11 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 
-from benchmark import metrics
-from benchmark.evaluators import (
-    Measurement,
-    create_evaluator,
-    linear_probe,
-    list_evaluators,
-)
+from benchmark import logistic, metrics
+from benchmark.evaluators import create_evaluator, linear_probe
 from benchmark.evaluators.class_separation import class_separation_r2
-from benchmark.evaluators.knn import knn_predict
 from benchmark.features import FeatureSet
+from benchmark.neighbours import knn_predict
 
 
 def _feature_set(x, y):
@@ -87,7 +79,7 @@ def test_stratified_split_is_deterministic_with_per_class_counts():
 def test_perfectly_separable_features_score_one():
     train, test = _clusters(20, seed=0), _clusters(10, seed=1)
     for name in ("linear_probe", "knn"):
-        (measurement,) = create_evaluator(name).run(train, test)
+        (measurement,) = create_evaluator(name).evaluate(train, test)
         assert measurement.metric == "accuracy"
         assert measurement.value == 1.0, name
 
@@ -114,7 +106,7 @@ def test_fit_minimises_the_papers_objective(num_classes):
     y = np.arange(60) % num_classes
     x = rng.randn(60, 5) + 0.7 * np.eye(5)[y] + 2.0  # Offset: the bias matters.
     l2 = 3.0
-    w, b = linear_probe._fit(x, y, l2, None, max_iter=1000, tol=1e-10)
+    w, b = logistic.fit(x, y, l2, None, max_iter=1000, tol=1e-10)
     start = np.zeros(num_classes * 6)
     ref = optimize.minimize(
         _objective,
@@ -144,7 +136,7 @@ def test_lbfgs_objective_matches_scipy(num_classes):
     x, y = _relu_classes(300, 10, num_classes, seed=num_classes)
     x64 = x.astype(np.float64)
     for l2 in (1e-6, 1e-2, 1.0, 1e3):
-        solution = linear_probe.fit_logistic_regression(x, y, l2)
+        solution = logistic.fit_logistic_regression(x, y, l2)
         ref = optimize.minimize(
             _objective,
             np.zeros(num_classes * 11),
@@ -163,29 +155,29 @@ def test_lbfgs_objective_matches_scipy(num_classes):
 
 def test_lbfgs_float32_solution_equals_float64():
     x, y = _relu_classes(200, 6, 3, seed=0)
-    single = linear_probe.fit_logistic_regression(x, y, 0.1)
-    double = linear_probe.fit_logistic_regression(x, y, 0.1, dtype=tf.float64)
+    single = logistic.fit_logistic_regression(x, y, 0.1)
+    double = logistic.fit_logistic_regression(x, y, 0.1, dtype=tf.float64)
     np.testing.assert_allclose(single.weights, double.weights, atol=1e-4)
     np.testing.assert_allclose(single.bias, double.bias, atol=1e-4)
 
 
 def test_lbfgs_xla_compiled_solution_equals_the_graph_one():
     x, y = _relu_classes(120, 5, 3, seed=2)
-    graph = linear_probe.fit_logistic_regression(x, y, 0.1)
-    xla = linear_probe.fit_logistic_regression(x, y, 0.1, jit_compile=True)
+    graph = logistic.fit_logistic_regression(x, y, 0.1)
+    xla = logistic.fit_logistic_regression(x, y, 0.1, jit_compile=True)
     np.testing.assert_allclose(xla.weights, graph.weights, atol=1e-4)
     np.testing.assert_allclose(xla.bias, graph.bias, atol=1e-4)
 
 
 def test_lbfgs_warm_start_from_the_optimum_takes_no_step():
     x, y = _relu_classes(200, 6, 3, seed=1)
-    first = linear_probe.fit_logistic_regression(x, y, 1.0, tol=1e-5)
-    again = linear_probe.fit_logistic_regression(
+    first = logistic.fit_logistic_regression(x, y, 1.0, tol=1e-5)
+    again = logistic.fit_logistic_regression(
         x, y, 1.0, (first.weights, first.bias), tol=1e-5
     )
     assert first.iterations > 5 and again.iterations == 0
     np.testing.assert_array_equal(again.weights, first.weights)
-    budget = linear_probe.fit_logistic_regression(x, y, 1.0, max_iter=3)
+    budget = logistic.fit_logistic_regression(x, y, 1.0, max_iter=3)
     assert (budget.iterations, budget.status) == (3, "max_iter")
 
 
@@ -201,44 +193,53 @@ def test_warm_started_sweep_selects_the_cold_started_lambda():
     x = np.maximum(x, 0.0).astype(np.float32)  # Non-negative, like ReLU features.
     tr, val = metrics.stratified_split(y, 0.2, 0)
     grid = linear_probe.LinearProbe().l2_grid()
-
-    def warm(x, y, l2, init):
-        return linear_probe._fit(x, y, l2, init, max_iter=1000, tol=1e-6)
-
-    def cold(x, y, l2, init):
-        return linear_probe._fit(x, y, l2, None, max_iter=1000, tol=1e-6)
-
     selected = [
-        linear_probe.select_l2(
-            fit, x[tr], y[tr], x[val], y[val], grid, metrics.top1_accuracy
+        logistic.select_l2(
+            x[tr],
+            y[tr],
+            x[val],
+            y[val],
+            grid,
+            lambda params, vx, vy: metrics.top1_accuracy(
+                vy, logistic.predict(params, vx)
+            ),
+            warm_start=warm,
         )
-        for fit in (warm, cold)
+        for warm in (True, False)
     ]
-    (warm_l2, warm_score, warm_params), (cold_l2, cold_score, cold_params) = selected
-    assert (warm_l2, warm_score) == (cold_l2, cold_score)
-    np.testing.assert_allclose(warm_params[0], cold_params[0], atol=1e-3)
+    warm, cold = selected
+    assert (warm.value, warm.score) == (cold.value, cold.score)
+    np.testing.assert_allclose(warm.params[0], cold.params[0], atol=1e-3)
 
 
-def test_select_l2_breaks_ties_toward_the_larger_lambda():
-    grid = [10.0, 1.0, 0.1]
-    seen = []
-
-    def fit(x, y, l2, init):
-        seen.append((l2, init is None))
-        return np.zeros((2, 1)), np.zeros(2)
-
-    l2, value, _ = linear_probe.select_l2(
-        fit,
-        None,
-        None,
-        np.zeros((4, 1)),
-        np.zeros(4, int),
+def test_select_l2_records_ties_and_keeps_the_larger_lambda():
+    # Two far-apart clusters: every lambda up to a point separates validation
+    # perfectly (a saturated split), so many candidates tie at 1.0.
+    rng = np.random.RandomState(0)
+    y = np.repeat([0, 1], 30)
+    x = (np.eye(2)[y] * 4.0 + 0.1 * rng.randn(60, 2)).astype(np.float32)
+    tr, val = metrics.stratified_split(y, 0.2, 0)
+    grid = logistic.l2_grid(12, 1e-4, 1e7)
+    chosen = logistic.select_l2(
+        x[tr],
+        y[tr],
+        x[val],
+        y[val],
         grid,
-        metrics.top1_accuracy,
+        lambda params, vx, vy: metrics.top1_accuracy(vy, logistic.predict(params, vx)),
     )
-    assert (l2, value) == (10.0, 1.0)
-    # Largest first; only the first fit starts cold, the rest are warm-started.
-    assert seen == [(10.0, True), (1.0, False), (0.1, False)]
+    scores = []
+    for l2 in grid:  # Each tie candidate fitted independently (cold start).
+        params = logistic.fit(x[tr], y[tr], l2)
+        scores.append(metrics.top1_accuracy(y[val], logistic.predict(params, x[val])))
+    tied = [l2 for l2, v in zip(grid, scores) if v == 1.0]
+    assert chosen.score == 1.0 and chosen.ties == len(tied) > 1
+    assert chosen.value == pytest.approx(max(tied))  # The larger lambda wins.
+    assert chosen.tied_range == pytest.approx([min(tied), max(tied)])
+    selected = chosen.selected("l2", "val_accuracy")
+    assert (
+        selected["ties"] == len(tied) and selected["tied_l2_range"][1] == selected["l2"]
+    )
 
 
 def _reference_linear_probe(train_x, train_y, test_x, test_y):
@@ -268,7 +269,7 @@ def test_linear_probe_matches_a_reference_sweep():
     )
     x = x.astype(np.float32)  # FeatureSets hold float32; share the rounding.
     train, test = _feature_set(x[:450], y[:450]), _feature_set(x[450:], y[450:])
-    (measurement,) = create_evaluator("linear_probe").run(train, test)
+    (measurement,) = create_evaluator("linear_probe").evaluate(train, test)
     expected = _reference_linear_probe(
         x[:450].astype(np.float64), y[:450], x[450:].astype(np.float64), y[450:]
     )
@@ -357,7 +358,7 @@ def test_knn_vote_ties_go_to_similarity_then_lowest_label():
 
 def test_knn_selects_k_on_validation_within_the_memory_size():
     train, test = _clusters(5, seed=0), _clusters(3, seed=1)
-    (measurement,) = create_evaluator("knn", ks=(1, 1000)).run(train, test)
+    (measurement,) = create_evaluator("knn", ks=(1, 1000)).evaluate(train, test)
     # 20 training rows minus a 4-row validation split leave 16 neighbours.
     assert measurement.selected["k"] in (1, 16)
 
@@ -395,37 +396,16 @@ def test_class_separation_is_one_for_collapsed_classes():
     # Every example of a class points the same way; norms vary (cosine ignores).
     x = np.eye(6)[y] * rng.uniform(0.5, 3.0, size=(20, 1))
     assert class_separation_r2(x, y) == pytest.approx(1.0, abs=1e-12)
-    (measurement,) = create_evaluator("class_separation").run(None, _feature_set(x, y))
-    assert measurement == Measurement("r2", pytest.approx(1.0, abs=1e-6))
 
 
 # ----------------------------------------------------------------- registry
 
 
-def test_every_registered_evaluator_runs_and_records_its_protocol():
-    names = list_evaluators()
-    assert {"linear_probe", "knn", "class_separation"} <= set(names)
-    rng = np.random.RandomState(0)
-    y_train, y_test = np.arange(60) % 3, np.arange(30) % 3
-    train = _feature_set(rng.randn(60, 8) + np.eye(8)[y_train], y_train)
-    test = _feature_set(rng.randn(30, 8) + np.eye(8)[y_test], y_test)
-    for name in names:
-        evaluator = create_evaluator(name)
-        assert evaluator.name == name
-        protocol = evaluator.protocol("mean_per_class")
-        assert json.loads(json.dumps(protocol)) == protocol
-        assert protocol["evaluator"] == name
-        results = list(evaluator.run(train, test, metric="mean_per_class"))
-        assert results, name
-        for m in results:
-            assert isinstance(m, Measurement) and math.isfinite(m.value), name
-            json.dumps(m.selected)
-
-
 def test_protocol_records_every_setting():
-    protocol = create_evaluator("linear_probe", num_l2=3).protocol("top1")
+    protocol = create_evaluator("linear_probe", num_l2=3, data="cifar10").protocol()
     assert protocol == {
         "evaluator": "linear_probe",
+        "max_per_class": None,
         "num_l2": 3,
         "l2_min": 1e-6,
         "l2_max": 1e5,
@@ -433,6 +413,5 @@ def test_protocol_records_every_setting():
         "val_seed": 0,
         "max_iter": 1000,
         "tol": 1e-6,
-        "metric": "top1",
     }
     assert create_evaluator("knn").protocol()["ks"] == [1, 3, 5, 10, 20, 50, 100]

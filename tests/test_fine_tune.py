@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from benchmark.config import BenchmarkConfig, evaluation
 from benchmark.evaluators.fine_tune import (
     FULL_LEARNING_RATES,
     FULL_WEIGHT_DECAYS,
@@ -19,14 +20,8 @@ from benchmark.evaluators.fine_tune import (
     _FineTuner,
     grid,
 )
-from benchmark.evaluators.module_base import (
-    create_module_evaluator,
-    list_module_evaluators,
-    load_saved_module,
-)
-from benchmark.module_run import evaluate_module
-from benchmark.modules import ModuleError
-from zoo.data import load_dataset
+from benchmark.harness import run_benchmark
+from benchmark.modules import load_module
 
 SPEC = tf.TensorSpec([None, None, None, 3], tf.float32, name="images")
 
@@ -82,22 +77,10 @@ def test_grids():
     assert protocol["steps"] == 20_000 and len(protocol["learning_rates"]) == 8
 
 
-def test_every_module_evaluator_builds_with_a_json_protocol():
-    names = list_module_evaluators()
-    assert names == ["calibration", "chexpert", "fine_tune", "imagenet_ood"]
-    for name in names:
-        evaluator = create_module_evaluator(name)
-        protocol = evaluator.protocol()
-        assert protocol["evaluator"] == name == evaluator.name
-        assert json.loads(json.dumps(protocol)) == protocol
-    with pytest.raises(ValueError, match="unknown module evaluator 'linear'"):
-        create_module_evaluator("linear")
-
-
 def test_update_rule_by_hand(tmp_path):
     path = _write_reusable(tmp_path)
     config = FineTune(steps=4, batch_size=2)
-    tuner = _FineTuner(load_saved_module(path), 3, tf.distribute.get_strategy(), config)
+    tuner = _FineTuner(load_module(path), 3, tf.distribute.get_strategy(), config)
     lr, wd = 0.5, 0.1
     tuner.reset(lr, wd)
     kernel, bias = tuner.module.trainable_variables
@@ -122,7 +105,7 @@ def test_update_rule_by_hand(tmp_path):
 def test_fit_updates_moving_statistics_and_reset_restores_them(tmp_path):
     path = _write_reusable(tmp_path)
     config = FineTune(steps=3, batch_size=4)
-    tuner = _FineTuner(load_saved_module(path), 2, tf.distribute.get_strategy(), config)
+    tuner = _FineTuner(load_module(path), 2, tf.distribute.get_strategy(), config)
     images = tf.random.stateless_uniform([4, 8, 8, 3], seed=[0, 1])
     batches = tf.data.Dataset.from_tensors((images, tf.constant([0, 1, 0, 1]))).repeat()
     loss = tuner.fit(batches, 0.1, 0.0)
@@ -133,33 +116,37 @@ def test_fit_updates_moving_statistics_and_reset_restores_them(tmp_path):
     assert not np.any(moving.numpy())
 
 
-def test_modules_that_cannot_be_fine_tuned_are_refused(tmp_path):
-    frozen = _write_reusable(tmp_path / "a", trainable=False)
-    with pytest.raises(ModuleError, match="exposes no trainable_variables") as error:
-        list(FineTune(steps=1).run(frozen, load_dataset("digits_5to9")))
-    assert "\n" not in str(error.value)
-    no_training = _write_reusable(tmp_path / "b", training_argument=False)
-    with pytest.raises(ModuleError, match="takes no `training` argument"):
-        list(FineTune(steps=1).run(no_training, load_dataset("digits_5to9")))
+def _fine_tune_config(**settings):
+    """Returns a config running only fine_tune on digits 5-9 with `settings`."""
+    return BenchmarkConfig(
+        name="fine_tune_test",
+        evaluations=(evaluation("fine_tune", data="digits_5to9", **settings),),
+    )
+
+
+def test_modules_that_cannot_be_fine_tuned_are_skipped_with_a_note(tmp_path):
+    frozen = load_module(_write_reusable(tmp_path / "a", trainable=False))
+    assert "exposes no trainable_variables" in FineTune().missing(frozen)
+    no_training = load_module(_write_reusable(tmp_path / "b", training_argument=False))
+    assert "takes no `training` argument" in FineTune().missing(no_training)
+    lines = []
+    rows = run_benchmark(_fine_tune_config(steps=1), no_training, report=lines.append)
+    assert rows == []
+    (note,) = [line for line in lines if line.startswith("[skip]")]
+    assert "fine_tune" in note and "training" in note and "\n" not in note
 
 
 def test_run_selects_on_validation_and_reports_the_choice(tmp_path):
     path = _write_reusable(tmp_path)
-    rows = evaluate_module(
-        path,
-        "fine_tune",
-        load_dataset("digits_5to9"),
-        config=dict(
-            learning_rates=(0.01, 0.1),
-            weight_decays=(0.0, 1e-4),
-            steps=20,
-            batch_size=16,
-            max_per_class=10,
-            cache_images=True,
-        ),
-        report=lambda line: None,
+    config = _fine_tune_config(
+        learning_rates=(0.01, 0.1),
+        weight_decays=(0.0, 1e-4),
+        steps=20,
+        batch_size=16,
+        max_per_class=10,
+        cache_images=True,
     )
-    (row,) = rows
+    (row,) = run_benchmark(config, path, report=lambda line: None)
     selected = json.loads(row["selected"])
     assert selected["learning_rate"] in (0.01, 0.1)
     assert selected["weight_decay"] in (0.0, 1e-4)
@@ -169,6 +156,35 @@ def test_run_selects_on_validation_and_reports_the_choice(tmp_path):
     assert json.loads(row["protocol"])["steps"] == 20
 
 
+def test_fixed_size_modules_are_fine_tuned_at_their_own_size(tmp_path):
+    """A module whose __call__ only accepts 24 x 24 images (no metadata)."""
+    root = tf.train.Checkpoint()
+    kernel = tf.Variable(tf.ones([3, 4]) / 10)
+    root.variables = root.trainable_variables = [kernel]
+    root.regularization_losses = []
+
+    @tf.function
+    def call(images, training=False):
+        del training
+        return tf.matmul(tf.reduce_mean(images, axis=[1, 2]), kernel)
+
+    for training in (False, True):
+        call.get_concrete_function(tf.TensorSpec([None, 24, 24, 3]), training)
+    root.__call__ = call
+    tf.saved_model.save(root, str(tmp_path / "fixed"))
+    module = load_module(str(tmp_path / "fixed"))
+    assert (module.image_size, module.size_source) == (24, "signature")
+    config = _fine_tune_config(
+        learning_rates=(0.1,),
+        weight_decays=(0.0,),
+        steps=5,
+        batch_size=8,
+        max_per_class=5,
+    )
+    (row,) = run_benchmark(config, module, report=lambda line: None)
+    assert json.loads(row["protocol"])["input"]["image_size"] == 24
+
+
 TWO_REPLICAS = textwrap.dedent(
     """
     import json, sys
@@ -176,14 +192,14 @@ TWO_REPLICAS = textwrap.dedent(
     mirrored = create_strategy("cpu:2")
     import tensorflow as tf
     from benchmark.evaluators.fine_tune import FineTune, _FineTuner
-    from benchmark.evaluators.module_base import load_saved_module
+    from benchmark.modules import load_module
 
     images = tf.random.stateless_uniform([8, 8, 8, 3], seed=[0, 1])
     labels = tf.constant([0, 1, 2, 0, 1, 2, 0, 1])
     batches = tf.data.Dataset.from_tensors((images, labels)).repeat()
     out = {}
     for name, strategy in (("one", tf.distribute.get_strategy()), ("two", mirrored)):
-        tuner = _FineTuner(load_saved_module(sys.argv[1]), 3, strategy,
+        tuner = _FineTuner(load_module(sys.argv[1]), 3, strategy,
                            FineTune(steps=5, batch_size=8))
         loss = tuner.fit(batches, 0.1, 1e-3)
         moving = [v for v in tuner.module.variables if not v.trainable][0]
@@ -220,29 +236,27 @@ def test_two_replicas_match_one(tmp_path):
 
 @pytest.mark.slow
 def test_fine_tuning_beats_the_linear_probe_on_cifar10(shared_data, exported_module):
-    from benchmark.evaluators import create_evaluator
-    from benchmark.extract import extract_features
-    from benchmark.modules import load_module
-
-    data = load_dataset(str(shared_data / "cifar10"))
     per_class = 30
-    module = load_module(exported_module[0])
-    sets = extract_features(
-        module, data, ("train", "test"), max_per_class=per_class, report=lambda s: None
-    )
-    probe = next(
-        create_evaluator("linear_probe").run(sets["train"], sets["test"], "top1")
-    )
     learning_rates, weight_decays = grid("small")
-    (tuned,) = FineTune(
-        learning_rates=learning_rates,
-        weight_decays=weight_decays,
-        steps=300,
-        batch_size=32,
+    config = BenchmarkConfig(
+        name="cifar10_subset",
+        datasets=(str(shared_data / "cifar10"),),
         max_per_class=per_class,
-        crop_area_range=(0.35, 1.0),
-        cache_images=True,
-    ).run(exported_module[0], data, report=lambda line: None)
-    print(f"linear probe {probe.value:.4f}, fine-tuning {tuned.value:.4f}")
-    assert tuned.test_size == len(sets["test"]) == 300
-    assert tuned.value > probe.value
+        evaluations=(
+            evaluation("linear_probe"),
+            evaluation(
+                "fine_tune",
+                learning_rates=learning_rates,
+                weight_decays=weight_decays,
+                steps=300,
+                batch_size=32,
+                crop_area_range=(0.35, 1.0),
+                cache_images=True,
+            ),
+        ),
+    )
+    probe, tuned = run_benchmark(config, exported_module[0], report=lambda line: None)
+    print(f"linear probe {probe['value']}, fine-tuning {tuned['value']}")
+    assert (probe["evaluation"], tuned["evaluation"]) == ("linear_probe", "fine_tune")
+    assert tuned["test_size"] == probe["test_size"] == "300"
+    assert float(tuned["value"]) > float(probe["value"])

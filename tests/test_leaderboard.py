@@ -11,9 +11,18 @@ import pytest
 
 from benchmark import leaderboard
 from benchmark.leaderboard import LeaderboardError
+from tests.conftest import SHARED_DATA
 
-PAPER_CSV = pathlib.Path("/work/shared/reference/paper_results.csv")
 REPO_LEADERBOARD = pathlib.Path(__file__).resolve().parents[1] / "leaderboard.csv"
+
+
+@pytest.fixture(scope="module")
+def paper_csv(shared_data):
+    """Returns the paper's tables in long form (beside the shared data)."""
+    path = SHARED_DATA.parent / "reference" / "paper_results.csv"
+    if not path.is_file():
+        pytest.fail(f"{path} is missing")
+    return path
 
 
 def _row(**overrides):
@@ -138,10 +147,10 @@ def test_concurrent_appends_from_processes_lose_nothing(tmp_path):
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
 
 
-def test_paper_rows_convert_the_reference_table():
-    with open(PAPER_CSV, newline="") as f:
+def test_paper_rows_convert_the_reference_table(paper_csv):
+    with open(paper_csv, newline="") as f:
         records = list(csv.DictReader(f))
-    rows = leaderboard.paper_rows(PAPER_CSV)
+    rows = leaderboard.paper_rows(paper_csv)
     assert len(rows) == len(records) == 512
     num_linear = sum(r["evaluation"] == "linear" for r in records)
     assert sum(r["evaluation"] == "linear_probe" for r in rows) == num_linear > 0
@@ -158,13 +167,59 @@ def test_paper_rows_convert_the_reference_table():
     assert cifar10["source"] == "paper:Kornblith et al. 2021"
     r2 = [r for r in rows if r["metric"] == "r2"]
     assert r2 and all(0.0 < float(r["value"]) < 1.0 for r in r2)  # Not rescaled.
+    assert {(r["dataset"], r["split"]) for r in r2} == {("imagenet2012", "train")}
+    # The measured rows' names: no paper-only evaluation names survive.
+    names = {r["evaluation"] for r in rows}
+    assert names == {
+        "linear_probe",
+        "knn",
+        "fine_tune",
+        "imagenet_ood",
+        "class_separation",
+        "chexpert",
+    }
+    (edema,) = [
+        r
+        for r in rows
+        if r["objective"] == "softmax"
+        and r["evaluation"] == "chexpert"
+        and r["split"] == "train->valid"
+        and r["metric"] == "auc_edema"
+    ]
+    assert edema["dataset"] == "chexpert"
+    (top1,) = [
+        r
+        for r in rows
+        if (r["objective"], r["arch"], r["evaluation"], r["metric"])
+        == ("softmax", "resnet50", "imagenet_ood", "top1")
+    ]
+    assert (top1["dataset"], top1["split"], float(top1["value"])) == (
+        "imagenet2012",
+        "validation",
+        pytest.approx(0.770),
+    )
 
 
-def test_the_committed_leaderboard_holds_every_paper_row():
+def test_the_committed_leaderboard_holds_every_paper_row(paper_csv):
     rows = leaderboard.read_rows(str(REPO_LEADERBOARD))
     keys = {tuple(r[c] for c in leaderboard.KEY_COLUMNS) for r in rows}
-    for row in leaderboard.paper_rows(PAPER_CSV):
+    for row in leaderboard.paper_rows(paper_csv):
         assert tuple(row[c] for c in leaderboard.KEY_COLUMNS) in keys
+
+
+def test_paper_and_measured_fine_tuning_meet_in_one_column():
+    rows = leaderboard.read_rows(str(REPO_LEADERBOARD))
+    measured = _row(evaluation="fine_tune", dataset="cifar10", value=0.95)
+    table = leaderboard.ranked_table(
+        [*rows, measured], rank_by="fine_tune", dataset="cifar10"
+    )
+    header = [c.strip() for c in table.splitlines()[0].strip("|").split("|")]
+    assert header[3] == "fine_tune/cifar10/accuracy"
+    column = [line[3] for line in _body(table)]
+    assert "95.0" in column and "96.9" in column  # Measured beside the paper's.
+    chexpert = leaderboard.ranked_table(rows, rank_by="chexpert")
+    assert "chexpert/chexpert/auc_atelectasis@valid" in chexpert
+    assert "chexpert/chexpert/auc_atelectasis@iid" in chexpert
 
 
 def _table_rows():
@@ -232,4 +287,4 @@ def test_ranked_table_by_dataset_and_evaluation():
     by_r2 = _body(leaderboard.ranked_table(rows, rank_by="class_separation"))
     assert [line[-1] for line in by_r2][:2] == ["h/c", "h/a"]
     with pytest.raises(LeaderboardError, match="evaluations present"):
-        leaderboard.ranked_table(rows, rank_by="finetune")
+        leaderboard.ranked_table(rows, rank_by="fine_tune")

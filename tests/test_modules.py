@@ -251,17 +251,22 @@ def test_contract_is_discovered_and_overridable(module_zoo):
     module = modules.load_module(module_zoo["good"])
     assert module.contract() == {
         "signature": "__call__",
+        "output": None,
         "image_size": IMAGE_SIZE,
+        "size_source": "metadata",
+        "input_dtype": "float32",
         "value_range": [0.0, 1.0],
         "feature_dim": FEATURE_DIM,
     }
     # The signature's static input shape gives the size when metadata has none.
     signed = modules.load_module(module_zoo["signature_only"])
     assert (signed.signature, signed.image_size) == ("serving_default", IMAGE_SIZE)
+    assert signed.size_source == "signature"
     resized = modules.load_module(
         module_zoo["good"], image_size=16, value_range="0,255"
     )
     assert resized.contract()["image_size"] == 16
+    assert resized.contract()["size_source"] == "override"
     assert resized.contract()["value_range"] == [0.0, 255.0]
 
 
@@ -287,7 +292,7 @@ def test_bad_value_ranges_are_refused(text):
         ("nan", "NaN or infinite features"),
         ("constant", "same features for every image"),
         ("int", "int32 features, not float"),
-        ("no_signature", "no usable signature"),
+        ("no_signature", "no usable function"),
     ],
 )
 def test_broken_modules_fail_at_load_with_one_line(module_zoo, name, message):

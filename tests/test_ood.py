@@ -7,18 +7,18 @@ import pathlib
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
 from benchmark import corruptions, ood_data
+from benchmark.config import BenchmarkConfig, evaluation
+from benchmark.datasets import load_benchmark_dataset
 from benchmark.evaluators.imagenet_ood import (
     mean_corruption_error,
     top1_predictions,
 )
-from benchmark.evaluators.module_base import create_module_evaluator
-from benchmark.module_run import evaluate_module
-from benchmark.modules import ModuleError
-from tests.conftest import save_module_without_logits
-from zoo.data import DatasetError, load_dataset
+from benchmark.harness import run_benchmark
+from benchmark.modules import ModuleError, load_module
+from tests.conftest import mock_prepared_tfds, save_module_without_logits
+from zoo.data import DatasetError
 
 # A class of ImageNet-A's and -R's 200, and one outside both lists.
 IN_SUBSET, OUT_OF_SUBSET = 6, 0
@@ -45,54 +45,53 @@ def _fixed_logits_module(path, num_logits, scores):
     return str(path)
 
 
-def _labelled_examples(labels):
-    """Returns an as_dataset_fn for tfds.testing.mock_data yielding one gray
-    32 x 24 image per label."""
+def _tfds_sets(names):
+    """Returns {TFDS name: {split: size}} of OOD set names, for the mock."""
+    sets = [ood_data.find_set(name) for name in names]
+    return {s.tfds_name: {s.split: 4} for s in sets}
 
-    def as_dataset(self, *args, **kwargs):
-        return tf.data.Dataset.from_tensor_slices(
-            {
-                "image": np.full((len(labels), 32, 24, 3), 128, np.uint8),
-                "label": np.array(labels, np.int64),
-                "file_name": np.array([f"{i}.jpg" for i in range(len(labels))]),
-            }
-        )
 
-    return as_dataset
+def _ood_config(**settings):
+    """Returns a config running only imagenet_ood with `settings`."""
+    return BenchmarkConfig(
+        name="ood_test", evaluations=(evaluation("imagenet_ood", **settings),)
+    )
+
+
+def _run(config, module, data_dir):
+    """Returns {(dataset, metric): row} of a harness run."""
+    rows = run_benchmark(config, module, data_dir=str(data_dir), report=print)
+    return {(r["dataset"], r["metric"]): r for r in rows}
 
 
 # ------------------------------------------------------------------- loaders
 
 
-@pytest.mark.parametrize(
-    "ood_set",
-    [*ood_data.OOD_SETS.values(), ood_data.corrupted_set("fog", 3)],
-    ids=lambda s: s.tfds_name,
-)
-def test_loaders_read_mocked_tfds_sets(ood_set):
-    with tfds.testing.mock_data(num_examples=3):
-        examples = list(ood_data.load_examples(ood_set).as_numpy_iterator())
-    assert len(examples) == 3
+@pytest.mark.parametrize("name", [*ood_data.OOD_SETS, "imagenet2012_corrupted/fog_3"])
+def test_sets_load_by_name_from_mocked_tfds(tmp_path, name):
+    ood_set = ood_data.find_set(name)
+    with mock_prepared_tfds(tmp_path, _tfds_sets([name]), labels=[3, 999, 7]):
+        dataset = load_benchmark_dataset(name, data_dir=str(tmp_path))
+        examples = list(dataset.as_numpy_iterator(ood_set.split))
+    assert dataset.name == name and dataset.test_split == ood_set.split
+    assert dataset.num_classes == 1000
+    assert [e["label"] for e in examples] == [3, 999, 7]
     for example in examples:
         assert example["image"].dtype == np.uint8 and example["image"].shape[-1] == 3
-        assert 0 <= example["label"] < 1000
 
 
-def test_loader_caps_examples_and_names_sets():
-    with tfds.testing.mock_data(num_examples=5):
-        dataset = ood_data.load_examples(ood_data.OOD_SETS["imagenet_r"], None, 2)
-        assert len(list(dataset)) == 2
+def test_set_names():
     assert ood_data.OOD_SETS["imagenet_v2"].tfds_name == "imagenet_v2/matched-frequency"
-    assert (
-        ood_data.corrupted_set("snow", 5).name == "tfds:imagenet2012_corrupted/snow_5"
-    )
+    assert ood_data.corrupted_set("snow", 5).name == "imagenet2012_corrupted/snow_5"
+    assert ood_data.find_set("imagenet2012_corrupted/snow_6") is None
+    assert ood_data.find_set("imagenet_x") is None
     with pytest.raises(ValueError, match="unknown ImageNet-C corruption"):
         ood_data.corrupted_set("rain", 1)
 
 
 def test_unprepared_set_is_a_one_line_error(tmp_path):
     with pytest.raises(DatasetError, match="tfds build imagenet_a") as error:
-        ood_data.load_examples(ood_data.OOD_SETS["imagenet_a"], str(tmp_path))
+        load_benchmark_dataset("imagenet_a", data_dir=str(tmp_path))
     assert "\n" not in str(error.value)
 
 
@@ -143,81 +142,82 @@ def test_200_class_masking_on_known_logits(tmp_path):
         tmp_path / "m", 1000, {OUT_OF_SUBSET: 9.0, IN_SUBSET: 5.0}
     )
     labels = [IN_SUBSET, IN_SUBSET, IN_SUBSET, OUT_OF_SUBSET]
-    evaluator = create_module_evaluator(
-        "imagenet_ood", sets=("imagenet_a", "imagenet_r", "imagenet_v2")
-    )
-    with tfds.testing.mock_data(as_dataset_fn=_labelled_examples(labels)):
-        results = {m.dataset: m for m in evaluator.run(path, None, report=print)}
-    assert results["tfds:imagenet_a"].value == 0.75
-    assert results["tfds:imagenet_r"].value == 0.75
-    assert results["tfds:imagenet_v2/matched-frequency"].value == 0.25
-    assert results["tfds:imagenet_a"].test_size == 4
+    names = ("imagenet_a", "imagenet_r", "imagenet_v2")
+    with mock_prepared_tfds(tmp_path / "tfds", _tfds_sets(names), labels):
+        results = _run(_ood_config(sets=names), path, tmp_path / "tfds")
+    assert float(results["imagenet_a", "top1"]["value"]) == 0.75
+    assert float(results["imagenet_r", "top1"]["value"]) == 0.75
+    assert float(results["imagenet_v2", "top1"]["value"]) == 0.25
+    assert results["imagenet_a", "top1"]["test_size"] == "4"
+    assert results["imagenet_a", "top1"]["split"] == "test"
 
 
 def test_background_class_is_dropped_and_bad_counts_refused(tmp_path):
     # 1001 logits: index 1 is ImageNet class 0.
     path = _fixed_logits_module(tmp_path / "m1001", 1001, {1: 9.0, 0: 20.0})
-    evaluator = create_module_evaluator("imagenet_ood", sets=("imagenet2012",))
-    with tfds.testing.mock_data(as_dataset_fn=_labelled_examples([0, 0, 5])):
-        (result,) = evaluator.run(path, None)
-    assert result.value == pytest.approx(2 / 3)
-    bad = _fixed_logits_module(tmp_path / "m10", 10, {0: 1.0})
-    with tfds.testing.mock_data(as_dataset_fn=_labelled_examples([0])):
+    config = _ood_config(sets=("imagenet2012",))
+    with mock_prepared_tfds(tmp_path / "tfds", _tfds_sets(["imagenet2012"]), [0, 0, 5]):
+        results = _run(config, path, tmp_path / "tfds")
+        assert float(results["imagenet2012", "top1"]["value"]) == pytest.approx(2 / 3)
+        bad = _fixed_logits_module(tmp_path / "m10", 10, {0: 1.0})
         with pytest.raises(ModuleError, match="has 10 logits; the ImageNet"):
-            list(evaluator.run(bad, None))
+            _run(config, bad, tmp_path / "tfds")
 
 
 def test_generated_imagenet_c_mce_matches_hand_value(tmp_path):
     # Constant logits: every corrupted image is predicted class 6, so the
     # error is 1/2 on every corruption and severity.
     path = _fixed_logits_module(tmp_path / "m", 1000, {IN_SUBSET: 1.0})
-    names = ("gaussian_noise", "contrast")
-    evaluator = create_module_evaluator(
-        "imagenet_ood",
+    config = _ood_config(
         sets=("imagenet_c",),
-        corruptions=names,
+        corruptions=("gaussian_noise", "contrast"),
         imagenet_c_source="generated",
     )
-    with tfds.testing.mock_data(as_dataset_fn=_labelled_examples([6, 1])):
-        results = {m.metric: m.value for m in evaluator.run(path, None)}
+    with mock_prepared_tfds(tmp_path / "tfds", _tfds_sets(["imagenet2012"]), [6, 1]):
+        results = _run(config, path, tmp_path / "tfds")
+    values = {metric: float(r["value"]) for (_, metric), r in results.items()}
     expected = (0.5 / 0.886428 + 0.5 / 0.853204) / 2
-    assert results["mce"] == pytest.approx(expected)
-    assert results["error_contrast"] == 0.5
-    assert results["ce_gaussian_noise"] == pytest.approx(0.5 / 0.886428)
+    assert values["mce"] == pytest.approx(expected)
+    assert values["error_contrast"] == 0.5
+    assert values["ce_gaussian_noise"] == pytest.approx(0.5 / 0.886428)
+    assert ("generated-c:imagenet2012", "mce") in results
 
 
 def test_tfds_imagenet_c_reads_every_corruption_and_severity(tmp_path):
     path = _fixed_logits_module(tmp_path / "m", 1000, {IN_SUBSET: 1.0})
-    evaluator = create_module_evaluator(
-        "imagenet_ood", sets=("imagenet_c",), corruptions=("fog",)
-    )
-    with tfds.testing.mock_data(as_dataset_fn=_labelled_examples([6, 6, 6, 2])):
-        results = {m.metric: m for m in evaluator.run(path, None)}
-    assert results["error_fog"].value == 0.25
-    assert results["mce"].value == pytest.approx(0.25 / 0.819324)
-    assert results["mce"].dataset == "tfds:imagenet2012_corrupted"
+    names = [ood_data.corrupted_set("fog", s).name for s in range(1, 6)]
+    config = _ood_config(sets=("imagenet_c",), corruptions=("fog",))
+    with mock_prepared_tfds(tmp_path / "tfds", _tfds_sets(names), [6, 6, 6, 2]):
+        results = _run(config, path, tmp_path / "tfds")
+    assert float(results["imagenet2012_corrupted", "error_fog"]["value"]) == 0.25
+    mce = results["imagenet2012_corrupted", "mce"]
+    assert float(mce["value"]) == pytest.approx(0.25 / 0.819324)
+    # One missing severity fails before any work, naming it.
+    with mock_prepared_tfds(tmp_path / "tfds2", _tfds_sets(names[:4]), [6]):
+        with pytest.raises(DatasetError, match="imagenet2012_corrupted/fog_5"):
+            _run(config, path, tmp_path / "tfds2")
 
 
-def test_module_without_logits_is_a_one_line_error(tmp_path):
+def test_module_without_logits_is_skipped_with_a_note(tmp_path):
     save_module_without_logits(tmp_path)
-    evaluator = create_module_evaluator("imagenet_ood")
+    lines = []
+    config = _ood_config(data="digits_0to4")
+    assert run_benchmark(config, str(tmp_path), report=lines.append) == []
+    assert any(
+        line.startswith("[skip]") and "no 'logits' signature" in line for line in lines
+    )
     with pytest.raises(ModuleError, match="no 'logits' signature"):
-        list(evaluator.run(str(tmp_path), None))
+        load_module(str(tmp_path)).logits(tf.zeros([1, 8, 8, 3]))
 
 
 def test_generated_corruptions_on_a_labelled_dataset(exported_module):
-    rows = evaluate_module(
-        exported_module[0],
-        "imagenet_ood",
-        load_dataset("digits_0to4"),
-        config=dict(
-            sets=("imagenet_c",),
-            corruptions=("impulse_noise", "pixelate"),
-            imagenet_c_source="generated",
-            max_examples=10,
-        ),
-        report=lambda line: None,
+    config = _ood_config(
+        data="digits_0to4",
+        sets=("imagenet_c",),
+        corruptions=("impulse_noise", "pixelate"),
+        max_per_class=2,
     )
+    rows = run_benchmark(config, exported_module[0], report=lambda line: None)
     metrics = {r["metric"]: float(r["value"]) for r in rows}
     assert set(metrics) == {
         "top1",

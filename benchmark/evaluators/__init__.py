@@ -1,16 +1,33 @@
-"""Evaluators of frozen features; importing this registers all of them."""
+"""The evaluators, one per file; importing this registers all of them.
 
-from benchmark.evaluators import class_separation, knn, linear_probe
-from benchmark.evaluators.base import EVALUATORS, Evaluator, Measurement
+`EVALUATORS` is the one registry: frozen-feature protocols (linear_probe,
+knn, class_separation, chexpert) and those that use the module itself
+(fine_tune, imagenet_ood, calibration) share the contract of
+`benchmark.evaluators.base.Evaluator`.
+"""
+
+from benchmark.evaluators import (  # noqa: F401 - registration
+    calibration,
+    chexpert,
+    class_separation,
+    fine_tune,
+    imagenet_ood,
+    knn,
+    linear_probe,
+)
+from benchmark.evaluators.base import (
+    EVALUATORS,
+    Evaluator,
+    FeatureEvaluator,
+    Measurement,
+)
 
 __all__ = [
     "EVALUATORS",
     "Evaluator",
+    "FeatureEvaluator",
     "Measurement",
-    "class_separation",
     "create_evaluator",
-    "knn",
-    "linear_probe",
     "list_evaluators",
 ]
 

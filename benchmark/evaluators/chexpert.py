@@ -1,6 +1,6 @@
 """Chexpert: one L2 logistic regression per pathology on frozen features.
 
-Protocol (Kornblith et al. 2021, REFERENCE.md): for each of Atelectasis,
+Protocol (Kornblith et al. 2021; docs/paper.md): for each of Atelectasis,
 Cardiomegaly, Consolidation, Edema and Pleural Effusion, a binary logistic
 regression on the module's frozen penultimate features, objective
 sum_i BCE_i + (lambda / 2) ||w||^2, lambda chosen per pathology from
@@ -11,6 +11,12 @@ negatives; frontal views only by default. The test AUC is reported both with
 the paper's 1000 evenly spaced thresholds and exactly, with a seeded
 percentile bootstrap 95% interval of the threshold AUC.
 
+The fit is the linear probe's solver and sweep (`benchmark.logistic`) on the
+equivalent two-class softmax: its penalty on the two-row W is twice
+this lambda (docs/protocols.md), so `l2` here is the single-vector lambda,
+scikit-learn's C = 1 / l2. Features come from the harness's cached
+extraction of the ChexpertDataset's "train" and "valid" splits.
+
 Two settings: "valid" trains on the training CSV and tests on the official
 validation CSV; "iid" holds out an i.i.d. (image-level) split of the
 training rows, 22,431 images at full scale (CheXpert's 223,414 training rows),
@@ -19,34 +25,31 @@ smaller label files, and trains on the rest. The actual size is recorded as
 the measurement's test_size.
 """
 
-import warnings
-
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
 
-from benchmark import chexpert_data, metrics, roc
-from benchmark.evaluators.module_base import (
-    MODULE_EVALUATORS,
-    ModuleEvaluator,
-    ModuleMeasurement,
-    SavedModule,
+from benchmark import logistic, metrics, roc
+from benchmark.chexpert_data import ChexpertDataset
+from benchmark.evaluators.base import (
+    EVALUATORS,
+    Evaluator,
+    Measurement,
+    check_positive,
 )
-from benchmark.modules import LoadedModule, load_module
 
 FULL_TRAIN_ROWS = 223_414
 FULL_IID_SIZE = 22_431
 SETTINGS = ("valid", "iid")
 
 
-@MODULE_EVALUATORS.register("chexpert")
-class Chexpert(ModuleEvaluator):
+@EVALUATORS.register("chexpert")
+class Chexpert(Evaluator):
     """Per-pathology linear classifiers on frozen features, two test settings.
 
     Args:
+      data: a "chexpert:DIR" spec (the folder that holds the CSVs or
+        CheXpert-v1.0-small/), or "chexpert:digits" (embedded stand-in).
       settings: which of "valid" (official validation CSV) and "iid" (split
         held out from train) to run.
-      frontal_only: keep only rows whose "Frontal/Lateral" is "Frontal".
       num_l2: number of candidate regularisation strengths.
       l2_min: smallest lambda (on the sum of per-example losses).
       l2_max: largest lambda.
@@ -59,8 +62,8 @@ class Chexpert(ModuleEvaluator):
       num_thresholds: thresholds of the paper's approximate AUC.
       bootstrap_samples: resamples of the bootstrap interval.
       bootstrap_seed: seed of the resampling.
-      batch_size: images per feature-extraction batch.
       max_iter: L-BFGS iterations per fit.
+      tol: L-BFGS tolerance on max |gradient| of the mean-loss objective.
     """
 
     name = "chexpert"
@@ -68,8 +71,8 @@ class Chexpert(ModuleEvaluator):
     def __init__(
         self,
         *,
+        data=None,
         settings=SETTINGS,
-        frontal_only=True,
         num_l2=23,
         l2_min=1e-6,
         l2_max=1e5,
@@ -81,17 +84,24 @@ class Chexpert(ModuleEvaluator):
         num_thresholds=1000,
         bootstrap_samples=1000,
         bootstrap_seed=0,
-        batch_size=128,
         max_iter=1000,
+        tol=1e-6,
     ):
         unknown = sorted(set(settings) - set(SETTINGS))
-        if unknown:
+        if unknown or not settings:
             raise ValueError(
-                f"unknown Chexpert setting(s) {', '.join(unknown)}; choose from "
-                f"{', '.join(SETTINGS)}"
+                f"unknown Chexpert setting(s) {', '.join(unknown) or 'none given'}; "
+                f"choose from {', '.join(SETTINGS)}"
             )
+        check_positive(
+            num_l2=num_l2,
+            num_thresholds=num_thresholds,
+            bootstrap_samples=bootstrap_samples,
+            max_iter=max_iter,
+        )
+        logistic.l2_grid(num_l2, l2_min, l2_max)  # Validates the grid.
+        self.data = data
         self.settings = tuple(settings)
-        self.frontal_only = frontal_only
         self.num_l2 = num_l2
         self.l2_min = l2_min
         self.l2_max = l2_max
@@ -103,13 +113,12 @@ class Chexpert(ModuleEvaluator):
         self.num_thresholds = num_thresholds
         self.bootstrap_samples = bootstrap_samples
         self.bootstrap_seed = bootstrap_seed
-        self.batch_size = batch_size
         self.max_iter = max_iter
+        self.tol = tol
 
     def l2_grid(self):
         """Returns the candidate lambdas, largest first (the sweep order)."""
-        grid = np.logspace(np.log10(self.l2_min), np.log10(self.l2_max), self.num_l2)
-        return grid[::-1]
+        return logistic.l2_grid(self.num_l2, self.l2_min, self.l2_max)
 
     def iid_size(self, num_csv_rows, num_usable):
         """Returns the i.i.d. test size for a training CSV of `num_csv_rows`
@@ -118,65 +127,55 @@ class Chexpert(ModuleEvaluator):
         size = max(self.min_iid_size, int(round(self.iid_fraction * num_csv_rows)))
         return min(size, num_usable // 2)
 
-    def run(self, module, data, *, strategy=None, report=print):
-        """Yields per-pathology AUC measurements for each setting.
-
-        Args:
-          module: a module handle, LoadedModule or SavedModule (its feature
-            vector is used).
-          data: a benchmark.chexpert_data.ChexpertData.
-        """
-        del strategy  # Nothing here trains the module.
-        features = _feature_module(module)
-        train = data.train()
-        rows = train.rows(self.frontal_only)
-        if not len(rows):
-            raise chexpert_data.ChexpertError(f"{data.train_csv} has no frontal rows")
-        files = chexpert_data.resolve_paths(data.root, train.paths[rows])
-        x = chexpert_data.extract(
-            features, files, batch_size=self.batch_size, report=report
-        )
-        y = train.binary()[rows]
+    def run(self, context):
+        """Yields per-pathology AUC measurements for each setting."""
+        data = context.dataset(self.data)
+        if not isinstance(data, ChexpertDataset):
+            raise ValueError(
+                f"chexpert needs CheXpert-format data (chexpert:DIR), got {data.name}"
+            )
+        train = context.features(data, "train")
+        x, y = train.features, data.targets(train.labels)
         if "valid" in self.settings:
-            valid = data.valid()
-            valid_rows = valid.rows(self.frontal_only)
-            valid_files = chexpert_data.resolve_paths(
-                data.root, valid.paths[valid_rows]
-            )
-            valid_x = chexpert_data.extract(
-                features, valid_files, batch_size=self.batch_size, report=report
-            )
+            valid = context.features(data, "valid")
             yield from self._setting(
+                context,
                 data,
                 "train->valid",
                 (x, y),
-                (valid_x, valid.binary()[valid_rows]),
-                report,
+                (valid.features, data.targets(valid.labels)),
             )
         if "iid" in self.settings:
-            n_iid = self.iid_size(len(train), len(rows))
+            n_iid = self.iid_size(data.num_csv_rows("train"), len(x))
             rng = np.random.RandomState(self.iid_seed)
-            held = np.zeros(len(rows), dtype=bool)
-            held[rng.choice(len(rows), size=n_iid, replace=False)] = True
+            held = np.zeros(len(x), dtype=bool)
+            held[rng.choice(len(x), size=n_iid, replace=False)] = True
             yield from self._setting(
-                data, "train->iid", (x[~held], y[~held]), (x[held], y[held]), report
+                context,
+                data,
+                "train->iid",
+                (x[~held], y[~held]),
+                (x[held], y[held]),
             )
 
-    def _setting(self, data, split, train, test, report):
+    def _setting(self, context, data, split, train, test):
         """Yields the measurements of one (train, test) setting."""
         (x, y), (test_x, test_y) = train, test
+        where = dict(
+            dataset=data.name, split=split, train_size=len(x), test_size=len(test_x)
+        )
         aucs = []
         for j, pathology in enumerate(data.pathologies):
             slug = pathology.lower().replace(" ", "_")
             fitted = self._fit_pathology(x, y[:, j])
             if fitted is None or len(np.unique(test_y[:, j])) < 2:
-                report(
+                context.report(
                     f"[chexpert] {split} {pathology}: skipped (a split lacks "
                     "positives or negatives)"
                 )
                 continue
-            model, selected = fitted
-            scores = model.predict_proba(test_x)[:, 1]
+            params, selected = fitted
+            scores = logistic.positive_probability(params, test_x)
             auc = roc.threshold_auc(test_y[:, j], scores, self.num_thresholds)
             low, high = roc.bootstrap_interval(
                 test_y[:, j],
@@ -191,64 +190,35 @@ class Chexpert(ModuleEvaluator):
                 f"auc_{slug}_ci_low": low,
                 f"auc_{slug}_ci_high": high,
             }
-            report(
+            context.report(
                 f"[chexpert] {split} {pathology}: AUC {auc:.4f} [{low:.4f}, "
                 f"{high:.4f}] l2 {selected['l2']:.3g}"
             )
             aucs.append(auc)
             for metric, value in values.items():
-                yield self._measure(data, split, metric, value, selected, x, test_x)
+                yield Measurement(metric, float(value), selected=selected, **where)
         if aucs:
-            yield self._measure(data, split, "auc_mean", np.mean(aucs), {}, x, test_x)
-
-    def _measure(self, data, split, metric, value, selected, x, test_x):
-        return ModuleMeasurement(
-            metric=metric,
-            value=float(value),
-            selected=selected,
-            dataset=data.name,
-            split=split,
-            train_size=len(x),
-            test_size=len(test_x),
-        )
+            yield Measurement("auc_mean", float(np.mean(aucs)), **where)
 
     def _fit_pathology(self, x, y):
-        """Returns (model refit on all of x, {"l2", "val_auc"}), or None when
-        there are fewer than 2 positives or negatives to split."""
+        """Returns (params refit on all of x, selected), or None when there
+        are fewer than 2 positives or negatives to split."""
         if min(np.sum(y), np.sum(1 - y)) < 2:
             return None
         tr, val = metrics.stratified_split(y, self.val_fraction, self.val_seed)
-        best_l2, best_auc = None, -np.inf
-        model = None
-        for l2 in self.l2_grid():
-            model = _fit(x[tr], y[tr], l2, self.max_iter, warm=model)
-            value = roc.exact_auc(y[val], model.predict_proba(x[val])[:, 1])
-            if value > best_auc:
-                best_l2, best_auc = float(l2), value
-        return _fit(x, y, best_l2, self.max_iter), {
-            "l2": best_l2,
-            "val_auc": float(best_auc),
-        }
-
-
-def _fit(x, y, l2, max_iter, warm=None):
-    """Returns a LogisticRegression minimising sum_i BCE_i + (l2 / 2) ||w||^2
-    (scikit-learn's C = 1 / l2), warm-started from `warm`'s solution."""
-    model = LogisticRegression(C=1.0 / l2, max_iter=max_iter, tol=1e-6)
-    if warm is not None:
-        model.set_params(warm_start=True)
-        model.coef_, model.intercept_ = warm.coef_.copy(), warm.intercept_.copy()
-    with warnings.catch_warnings():
-        # The weakest penalties may stop at max_iter; selection still works.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(x, y)
-    return model
-
-
-def _feature_module(module):
-    """Returns a LoadedModule (feature vector) for any accepted module form."""
-    if isinstance(module, LoadedModule):
-        return module
-    if isinstance(module, SavedModule):
-        return load_module(module.path, image_size=module.image_size)
-    return load_module(module)
+        params, chosen = logistic.select_and_refit(
+            x,
+            y,
+            tr,
+            val,
+            2.0 * self.l2_grid(),  # The two-row penalty of the single-vector lambda.
+            lambda params, vx, vy: roc.exact_auc(
+                vy, logistic.positive_probability(params, vx)
+            ),
+            max_iter=self.max_iter,
+            tol=self.tol,
+        )
+        selected = chosen._replace(
+            value=chosen.value / 2.0, tied_range=[v / 2.0 for v in chosen.tied_range]
+        ).selected("l2", "val_auc")
+        return params, selected

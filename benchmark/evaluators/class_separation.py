@@ -9,28 +9,49 @@ when class membership tells nothing about direction.
 
 import numpy as np
 
-from benchmark.evaluators.base import EVALUATORS, Evaluator, Measurement
+from benchmark.evaluators.base import (
+    EVALUATORS,
+    Evaluator,
+    Measurement,
+    check_positive,
+)
 
 
 @EVALUATORS.register("class_separation")
 class ClassSeparation(Evaluator):
-    """Class separation R^2 of the `test` FeatureSet.
+    """Class separation R^2 of one split's features (no training).
 
-    It needs no training, so `run` ignores `train` and its `metric`; pass the
-    split whose geometry is wanted (the paper uses the ImageNet training set)
-    as `test`.
+    Args:
+      data: dataset spec.
+      split: "test" (the dataset's test split), "train" (its training split;
+        the paper uses the ImageNet training set) or a split name.
+      max_per_class: use at most this many images per class.
     """
 
     name = "class_separation"
-    uses_metric = False
 
-    def __init__(self):
-        pass
+    def __init__(self, *, data=None, split="test", max_per_class=None):
+        check_positive(max_per_class=max_per_class)
+        self.data = data
+        self.split = split
+        self.max_per_class = max_per_class
 
-    def run(self, train, test, metric="top1"):
-        """Yields Measurement("r2", R^2 of test.features grouped by test.labels)."""
-        del train, metric  # Unused: R^2 describes one set of features.
-        yield Measurement("r2", class_separation_r2(test.features, test.labels))
+    def run(self, context):
+        """Yields Measurement("r2", R^2 of the split's features by label)."""
+        dataset = context.dataset(self.data)
+        split = {"test": dataset.test_split, "train": dataset.train_split}.get(
+            self.split, self.split
+        )
+        if not split:
+            raise ValueError(f"{dataset.name} has no {self.split} split")
+        features = context.features(dataset, split, max_per_class=self.max_per_class)
+        yield Measurement(
+            "r2",
+            class_separation_r2(features.features, features.labels),
+            dataset=dataset.name,
+            split=split,
+            test_size=len(features),
+        )
 
 
 def class_separation_r2(features, labels):

@@ -24,7 +24,10 @@ added to the loss only with `module_regularization=True`.
 Momentum is the TF1 MomentumOptimizer form the paper used:
 m <- 0.9 m + g, v <- v - lr(t) m.
 
-Distribution: pass a tf.distribute strategy to `run`; the module is loaded in
+Images are the module's own size (its declared input size, or the harness's
+--image_size override) and are converted to its dtype and value range.
+
+Distribution: the context's tf.distribute strategy; the module is loaded in
 its scope, gradients are summed across replicas (the loss is normalised by
 the global batch), and after every step the replicas' copies of the
 batch-norm moving statistics (which the restored functions update per
@@ -40,13 +43,13 @@ import tensorflow as tf
 
 from benchmark import metrics
 from benchmark.datasets import dataset_metric
-from benchmark.evaluators.module_base import (
-    MODULE_EVALUATORS,
-    ModuleEvaluator,
-    ModuleMeasurement,
-    load_saved_module,
+from benchmark.evaluators.base import (
+    EVALUATORS,
+    Evaluator,
+    Measurement,
+    check_positive,
 )
-from benchmark.modules import ModuleError
+from benchmark.modules import ModuleError, select_output
 from zoo import data as zoo_data
 
 # The protocol's grid, and a 2 x 2 corner of it for CI and laptops.
@@ -66,11 +69,12 @@ def grid(name):
     return GRIDS[name]
 
 
-@MODULE_EVALUATORS.register("fine_tune")
-class FineTune(ModuleEvaluator):
+@EVALUATORS.register("fine_tune")
+class FineTune(Evaluator):
     """Whole-network fine-tuning with (lr, wd) chosen on validation.
 
     Args:
+      data: dataset spec (train and test splits).
       learning_rates: peak learning rates of the grid.
       weight_decays: decoupled weight decays of the grid (0 = none).
       steps: training steps per fit (paper: 20,000).
@@ -86,14 +90,15 @@ class FineTune(ModuleEvaluator):
       seed: seed of shuffling and augmentation.
       max_per_class: use at most this many images per class and split.
       cache_images: keep the decoded training images in memory.
-      image_size: override of the module's input size.
     """
 
     name = "fine_tune"
+    requires = ("fine_tuning",)
 
     def __init__(
         self,
         *,
+        data=None,
         learning_rates=FULL_LEARNING_RATES,
         weight_decays=FULL_WEIGHT_DECAYS,
         steps=20_000,
@@ -108,14 +113,17 @@ class FineTune(ModuleEvaluator):
         seed=0,
         max_per_class=None,
         cache_images=False,
-        image_size=None,
     ):
-        if steps < 1 or batch_size < 1:
-            raise ValueError("steps and batch_size must be positive")
+        check_positive(steps=steps, batch_size=batch_size, max_per_class=max_per_class)
         if not learning_rates or not weight_decays:
             raise ValueError(
                 "the learning-rate and weight-decay grids must be non-empty"
             )
+        if any(not math.isfinite(v) or v <= 0 for v in learning_rates):
+            raise ValueError(f"learning rates must be positive, got {learning_rates}")
+        if any(not math.isfinite(v) or v < 0 for v in weight_decays):
+            raise ValueError(f"weight decays must be >= 0, got {weight_decays}")
+        self.data = data
         self.learning_rates = tuple(float(v) for v in learning_rates)
         self.weight_decays = tuple(float(v) for v in weight_decays)
         self.steps = steps
@@ -130,21 +138,16 @@ class FineTune(ModuleEvaluator):
         self.seed = seed
         self.max_per_class = max_per_class
         self.cache_images = cache_images
-        self.image_size = image_size
 
-    def run(self, module, data, *, strategy=None, report=print):
+    def run(self, context):
         """Yields Measurement("accuracy", test score, {"learning_rate",
-        "weight_decay", "val_accuracy"}) of fine-tuning on `data`.
-
-        Args:
-          module: a module handle, LoadedModule or SavedModule.
-          data: a zoo.data.ImageDataset with a train and a test split; the
-            score is mean per-class accuracy for Pets and Flowers, top-1
-            otherwise (as the linear probe).
-        """
-        saved = load_saved_module(module, self.image_size)
-        size = saved.require_image_size()
-        strategy = strategy or tf.distribute.get_strategy()
+        "weight_decay", "val_accuracy", "final_loss"}) of fine-tuning on the
+        dataset; the score is mean per-class accuracy for Pets and Flowers,
+        top-1 otherwise (as the linear probe)."""
+        module, report = context.module, context.report
+        data = context.dataset(self.data)
+        size = module.image_size
+        strategy = context.strategy or tf.distribute.get_strategy()
         metric = dataset_metric(data)
         score = metrics.get_metric(metric)
         train_split, test_split = data.train_split, data.test_split
@@ -152,7 +155,7 @@ class FineTune(ModuleEvaluator):
             raise ValueError(f"{data.name} needs a train and a test split to fine-tune")
         labels = data.labels(train_split, max_per_class=self.max_per_class)
         tr, val = metrics.stratified_split(labels, self.val_fraction, self.val_seed)
-        tuner = _FineTuner(saved, data.num_classes, strategy, self)
+        tuner = _FineTuner(module, data.num_classes, strategy, self)
         train_all = data.as_dataset(train_split, max_per_class=self.max_per_class)
         if self.cache_images:
             train_all = train_all.cache()
@@ -166,7 +169,7 @@ class FineTune(ModuleEvaluator):
         test_labels = data.labels(test_split, max_per_class=self.max_per_class)
         value = score(test_labels, tuner.predict(self._eval(test, size)))
         report(f"[fine_tune] lr {lr:.3g} wd {wd:.3g} on train+val: test {value:.4f}")
-        yield ModuleMeasurement(
+        yield Measurement(
             "accuracy",
             value,
             selected={
@@ -251,15 +254,6 @@ def _subset(examples, indices, total):
     return examples.enumerate().filter(lambda i, _: keep[i]).map(lambda _, e: e)
 
 
-def _accepts_training(obj):
-    """Returns whether the module's __call__ takes a `training` argument."""
-    spec = getattr(getattr(obj, "__call__", None), "function_spec", None)
-    if spec is None:
-        return False
-    args = spec.fullargspec
-    return "training" in list(args.args) + list(args.kwonlyargs)
-
-
 class _FineTuner:
     """The module, its new head and their optimiser state, under `strategy`.
 
@@ -268,16 +262,18 @@ class _FineTuner:
     zeroes the head and the momentum before training.
     """
 
-    def __init__(self, saved, num_classes, strategy, config):
-        self.saved = saved
+    def __init__(self, module, num_classes, strategy, config):
+        self.saved = module
         self.strategy = strategy
         self.config = config
         with strategy.scope():
-            self.module = saved.load()
-            self._check(saved.handle)
-            # Restored functions of distributed variables run in replica context.
+            self.module = module.load()
+            self._check(module.handle)
+            size = module.image_size
+            # Restored functions of distributed variables run in replica context;
+            # the probe is at the module's own size (fixed-size modules).
             probe = strategy.run(
-                lambda: self.module(tf.zeros([1, 8, 8, 3]), training=False)
+                lambda: self._features(tf.zeros([1, size, size, 3]), training=False)
             )
             dim = int(strategy.experimental_local_results(probe)[0].shape[-1])
             self.head_w = tf.Variable(tf.zeros([dim, num_classes]), name="head/kernel")
@@ -305,16 +301,18 @@ class _FineTuner:
         self._predict = tf.function(self._predict_fn)
 
     def _check(self, handle):
-        """Raises ModuleError unless the module can be fine-tuned."""
+        """Raises ModuleError unless the freshly loaded module can be fine-tuned."""
         if not list(getattr(self.module, "trainable_variables", None) or []):
             raise ModuleError(
                 f"{handle} cannot be fine-tuned: it exposes no trainable_variables"
             )
-        if not _accepts_training(self.module):
-            raise ModuleError(
-                f"{handle} cannot be fine-tuned: its __call__ takes no `training` "
-                "argument"
-            )
+
+    def _features(self, images, training):
+        """Returns the fresh module's features of float images in [0, 1]."""
+        outputs = self.module(self.saved.prepare(images), training=training)
+        return tf.cast(
+            select_output(outputs, self.saved.output, self.saved), tf.float32
+        )
 
     def reset(self, lr, wd):
         """Restores the pre-trained weights and zeroes the head and momentum."""
@@ -350,7 +348,7 @@ class _FineTuner:
     def _replica_grads(self, images, labels):
         replicas = self.strategy.num_replicas_in_sync
         with tf.GradientTape() as tape:
-            features = self.module(self.saved.rescale(images), training=True)
+            features = self._features(images, training=True)
             logits = tf.matmul(features, self.head_w) + self.head_b
             per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
                 labels=tf.cast(labels, tf.int32), logits=logits
@@ -400,7 +398,7 @@ class _FineTuner:
 
     def _predict_fn(self, images):
         def replica_fn(images):
-            features = self.module(self.saved.rescale(images), training=False)
+            features = self._features(images, training=False)
             logits = tf.matmul(features, self.head_w) + self.head_b
             return tf.argmax(logits, axis=1)
 

@@ -1,11 +1,12 @@
 """ImageNet distribution shift: top-1 of the module's own classifier on
 ImageNet-V2, -A, -R, -Sketch and clean validation, and ImageNet-C's mCE.
 
-Protocol (Kornblith et al. 2021, REFERENCE.md): the module's `logits`
+Protocol (Kornblith et al. 2021; docs/paper.md): the module's `logits`
 signature scores each image (resize the shorter side to size / 0.875, central
-crop); ImageNet-A and -R take the argmax over their 200 classes only. The
-logits must have 1000 entries, or 1001 with the unused background class 0
-(the authors' released models), which is dropped.
+crop), read through the harness's cached extraction; ImageNet-A and -R take
+the argmax over their 200 classes only. The logits must have 1000 entries, or
+1001 with the unused background class 0 (the authors' released models),
+which is dropped.
 
 mCE (Hendrycks & Dietterich 2019): E_{c,s} is the top-1 error on corruption c
 at severity s; CE_c = mean_s E_{c,s} / AlexNet's mean error on c;
@@ -15,61 +16,64 @@ validation images at the module's resolution by benchmark.corruptions
 ("generated"; our implementations, so AlexNet's errors are only an
 approximate reference there; docs/evaluations.md).
 
-Any labelled ImageDataset can stand in for ImageNet (pass it as `data`): its
-test split is the clean set and the generated corruptions are applied to it;
-the logits must then have one entry per class of the dataset, and without
-AlexNet errors for it the unnormalised mean corruption error is reported.
+Any labelled dataset can stand in for ImageNet (`data` other than
+"imagenet2012"): its test split is the clean set and the generated
+corruptions are applied to it; the logits must then have one entry per class
+of the dataset, and without AlexNet errors for it the unnormalised mean
+corruption error is reported.
 """
 
 import numpy as np
-import tensorflow as tf
 
 from benchmark import corruptions, ood_data
-from benchmark.evaluators.module_base import (
-    MODULE_EVALUATORS,
-    ModuleEvaluator,
-    ModuleMeasurement,
-    load_saved_module,
+from benchmark.evaluators.base import (
+    EVALUATORS,
+    Evaluator,
+    Measurement,
+    check_positive,
 )
+from benchmark.extract import Transform
 from benchmark.modules import ModuleError
-from zoo import data as zoo_data
 
+IMAGENET = "imagenet2012"
 ALL_SETS = (*ood_data.OOD_SETS, "imagenet_c")
 SOURCES = ("tfds", "generated")
 
 
-@MODULE_EVALUATORS.register("imagenet_ood")
-class ImageNetOOD(ModuleEvaluator):
+@EVALUATORS.register("imagenet_ood")
+class ImageNetOOD(Evaluator):
     """Top-1 on the ImageNet shift sets and mCE on ImageNet-C.
 
     Args:
+      data: "imagenet2012" (the prepared TFDS ImageNet sets) or the spec of a
+        labelled dataset standing in for ImageNet (module docstring).
       sets: which of imagenet2012, imagenet_v2, imagenet_a, imagenet_r,
-        imagenet_sketch and imagenet_c to measure.
+        imagenet_sketch and imagenet_c to measure (a stand-in has only its
+        clean test split and imagenet_c).
       corruptions: the ImageNet-C corruptions (mCE averages over them).
       severities: the severities averaged per corruption.
       imagenet_c_source: "tfds" (prepared imagenet2012_corrupted) or
         "generated" (benchmark.corruptions on the clean images).
-      max_examples: use at most this many images per set (None: all).
-      batch_size: images per forward pass.
-      crop_fraction: central crop fraction of full-size images.
+      max_per_class: use at most this many images per class of each set.
+      crop_fraction: central crop fraction of a stand-in's images (the
+        ImageNet sets carry their own: 0.875, 1.0 for ImageNet-C).
       seed: seed of the generated corruptions.
-      image_size: override of the module's input size.
     """
 
     name = "imagenet_ood"
+    requires = ("logits",)
 
     def __init__(
         self,
         *,
+        data=IMAGENET,
         sets=ALL_SETS,
         corruptions=corruptions.CORRUPTIONS,
         severities=corruptions.SEVERITIES,
         imagenet_c_source="tfds",
-        max_examples=None,
-        batch_size=128,
+        max_per_class=None,
         crop_fraction=0.875,
         seed=0,
-        image_size=None,
     ):
         unknown = sorted(set(sets) - set(ALL_SETS))
         if unknown:
@@ -85,51 +89,54 @@ class ImageNetOOD(ModuleEvaluator):
                 f"imagenet_c_source must be one of {', '.join(SOURCES)}, got "
                 f"{imagenet_c_source!r}"
             )
+        if any(int(s) not in corruptions_severities() for s in severities):
+            raise ValueError(f"severities must be in 1..5, got {list(severities)}")
+        check_positive(max_per_class=max_per_class)
+        self.data = data
         self.sets = tuple(sets)
         self.corruptions = tuple(corruptions)
         self.severities = tuple(int(s) for s in severities)
         self.imagenet_c_source = imagenet_c_source
-        self.max_examples = max_examples
-        self.batch_size = batch_size
+        self.max_per_class = max_per_class
         self.crop_fraction = crop_fraction
         self.seed = seed
-        self.image_size = image_size
 
-    def run(self, module, data, *, strategy=None, report=print):
+    def data_specs(self):
+        """Returns every set `run` reads, so all are checked before any work."""
+        if self.data != IMAGENET:
+            return [self.data]
+        specs = [name for name in self.sets if name != "imagenet_c"]
+        if "imagenet_c" in self.sets:
+            if self.imagenet_c_source == "tfds":
+                specs += [
+                    ood_data.corrupted_set(c, s).name
+                    for c in self.corruptions
+                    for s in self.severities
+                ]
+            else:
+                specs.append(IMAGENET)
+        return list(dict.fromkeys(specs))
+
+    def run(self, context):
         """Yields top-1 per set ("top1") and ImageNet-C's "mce" and per
-        corruption "ce_<name>" / "error_<name>".
-
-        Args:
-          module: a module handle, LoadedModule or SavedModule with a `logits`
-            signature.
-          data: the TFDS data folder (str or None for TFDS's default), or a
-            zoo.data.ImageDataset standing in for ImageNet (module docstring).
-        """
-        del strategy  # Inference only.
-        saved = load_saved_module(module, self.image_size)
-        size = saved.require_image_size()
-        logits_fn = saved.logits_fn()
-        if isinstance(data, zoo_data.ImageDataset):
-            yield from self._run_labelled(saved, logits_fn, size, data, report)
+        corruption "ce_<name>" / "error_<name>"."""
+        if self.data != IMAGENET:
+            yield from self._run_stand_in(context)
             return
-        data_dir = data
-        classes = _ImageNetClasses(saved.handle)
+        classes = _ImageNetClasses(context.module.handle)
         for name in self.sets:
             if name == "imagenet_c":
                 continue
             ood_set = ood_data.OOD_SETS[name]
-            examples = ood_data.load_examples(ood_set, data_dir, self.max_examples)
             subset = ood_data.class_subset(ood_set.subset) if ood_set.subset else None
+            dataset = context.dataset(ood_set.name)
             correct, n = self._score(
-                logits_fn,
-                self._batches(examples, size, ood_set.crop_fraction),
-                classes,
-                subset,
+                context, dataset, ood_set.split, ood_set.crop_fraction, classes, subset
             )
-            report(
+            context.report(
                 f"[imagenet_ood] {ood_set.name}: top1 {correct / n:.4f} ({n} images)"
             )
-            yield ModuleMeasurement(
+            yield Measurement(
                 "top1",
                 correct / n,
                 dataset=ood_set.name,
@@ -139,123 +146,119 @@ class ImageNetOOD(ModuleEvaluator):
         if "imagenet_c" not in self.sets:
             return
         if self.imagenet_c_source == "tfds":
-            errors, n = self._tfds_corruption_errors(logits_fn, size, classes, data_dir)
-            name, split = "tfds:imagenet2012_corrupted", "validation"
+            errors, n = self._tfds_corruption_errors(context, classes)
+            name, split = "imagenet2012_corrupted", "validation"
         else:
-            clean = ood_data.OOD_SETS["imagenet2012"]
-            examples = ood_data.load_examples(clean, data_dir, self.max_examples)
+            clean = ood_data.OOD_SETS[IMAGENET]
             errors, n = self._generated_errors(
-                logits_fn, examples, size, clean.crop_fraction, classes, report
+                context,
+                context.dataset(IMAGENET),
+                clean.split,
+                clean.crop_fraction,
+                classes,
             )
-            name, split = f"generated-c:{clean.name}", clean.split
+            name, split = f"generated-c:{IMAGENET}", clean.split
         yield from self._corruption_measurements(errors, name, split, n, True)
 
-    def _run_labelled(self, saved, logits_fn, size, data, report):
-        """Yields clean top-1 and generated-corruption errors on `data`'s test
-        split, for a module whose logits are `data`'s classes."""
+    def _run_stand_in(self, context):
+        """Yields clean top-1 and generated-corruption errors on the stand-in's
+        test split, for a module whose logits are its classes."""
+        data = context.dataset(self.data)
         split = data.test_split
-        examples = data.as_dataset(split)
-        if self.max_examples:
-            examples = examples.take(self.max_examples)
-        classes = _DatasetClasses(saved.handle, data)
+        classes = _DatasetClasses(context.module.handle, data)
         correct, n = self._score(
-            logits_fn, self._batches(examples, size, self.crop_fraction), classes, None
+            context, data, split, self.crop_fraction, classes, None
         )
-        report(f"[imagenet_ood] {data.name}/{split}: top1 {correct / n:.4f}")
-        yield ModuleMeasurement(
+        context.report(f"[imagenet_ood] {data.name}/{split}: top1 {correct / n:.4f}")
+        yield Measurement(
             "top1", correct / n, dataset=data.name, split=split, test_size=n
         )
         if "imagenet_c" in self.sets:
             errors, n = self._generated_errors(
-                logits_fn, examples, size, self.crop_fraction, classes, report
+                context, data, split, self.crop_fraction, classes
             )
             yield from self._corruption_measurements(
                 errors, f"generated-c:{data.name}", split, n, False
             )
 
-    def _batches(self, examples, size, crop_fraction):
-        """Returns batches of (float32 images, int64 labels)."""
-        return (
-            examples.map(
-                lambda e: (
-                    zoo_data.eval_preprocess(e["image"], size, crop_fraction),
-                    e["label"],
-                ),
-                num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=True,
-            )
-            .batch(self.batch_size)
-            .prefetch(tf.data.AUTOTUNE)
+    def _score(self, context, dataset, split, crop, classes, subset, transform=None):
+        """Returns (number correct, number of images) of one set."""
+        scored = context.features(
+            dataset,
+            split,
+            output="logits",
+            max_per_class=self.max_per_class,
+            crop_fraction=crop,
+            transform=transform,
         )
+        logits = classes.check(scored.features)
+        correct = int(np.sum(top1_predictions(logits, subset) == scored.labels))
+        return correct, len(scored)
 
-    def _score(self, logits_fn, batches, classes, subset):
-        """Returns (number correct, number of images) over `batches`."""
-        correct = total = 0
-        for images, labels in batches:
-            logits = classes.check(logits_fn(images).numpy())
-            correct += int(np.sum(top1_predictions(logits, subset) == labels.numpy()))
-            total += len(labels)
-        if not total:
-            raise ValueError("an ImageNet-OOD set has no images")
-        return correct, total
-
-    def _tfds_corruption_errors(self, logits_fn, size, classes, data_dir):
+    def _tfds_corruption_errors(self, context, classes):
         """Returns ({corruption: [error per severity]}, images per set)."""
         errors, n = {}, 0
         for corruption in self.corruptions:
             errors[corruption] = []
             for severity in self.severities:
                 ood_set = ood_data.corrupted_set(corruption, severity)
-                examples = ood_data.load_examples(ood_set, data_dir, self.max_examples)
                 correct, n = self._score(
-                    logits_fn,
-                    self._batches(examples, size, ood_set.crop_fraction),
+                    context,
+                    context.dataset(ood_set.name),
+                    ood_set.split,
+                    ood_set.crop_fraction,
                     classes,
                     None,
                 )
                 errors[corruption].append(1.0 - correct / n)
         return errors, n
 
-    def _generated_errors(self, logits_fn, examples, size, crop, classes, report):
+    def _generated_errors(self, context, dataset, split, crop, classes):
         """Returns ({corruption: [error per severity]}, images) of the clean
-        `examples` corrupted in memory (one pass over the clean images)."""
-        keys = [(c, s) for c in self.corruptions for s in self.severities]
-        correct = dict.fromkeys(keys, 0)
-        total = 0
-        for images, labels in self._batches(examples, size, crop):
-            images, labels = images.numpy(), labels.numpy()
-            for corruption, severity in keys:
-                corrupted = corruptions.corrupt_images(
-                    images, corruption, severity, self.seed, start=total
+        split corrupted in memory (one cached extraction per corruption and
+        severity)."""
+        errors, n = {}, 0
+        for corruption in self.corruptions:
+            errors[corruption] = []
+            for severity in self.severities:
+                transform = corruption_transform(corruption, severity, self.seed)
+                correct, n = self._score(
+                    context, dataset, split, crop, classes, None, transform
                 )
-                logits = classes.check(logits_fn(tf.constant(corrupted)).numpy())
-                correct[corruption, severity] += int(
-                    np.sum(top1_predictions(logits, None) == labels)
-                )
-            total += len(labels)
-            report(f"[imagenet_ood] generated corruptions: {total} images")
-        errors = {
-            c: [1.0 - correct[c, s] / total for s in self.severities]
-            for c in self.corruptions
-        }
-        return errors, total
+                errors[corruption].append(1.0 - correct / n)
+        return errors, n
 
     def _corruption_measurements(self, errors, name, split, n, normalised):
         """Yields per-corruption errors, CE and mCE (or the unnormalised mean
         corruption error when there is no AlexNet reference)."""
         where = dict(dataset=name, split=split, test_size=n)
         for corruption, values in errors.items():
-            yield ModuleMeasurement(
-                f"error_{corruption}", float(np.mean(values)), **where
-            )
+            yield Measurement(f"error_{corruption}", float(np.mean(values)), **where)
             if normalised:
                 ce = np.mean(values) / ood_data.ALEXNET_ERRORS[corruption]
-                yield ModuleMeasurement(f"ce_{corruption}", float(ce), **where)
+                yield Measurement(f"ce_{corruption}", float(ce), **where)
         if normalised:
-            yield ModuleMeasurement("mce", mean_corruption_error(errors), **where)
+            yield Measurement("mce", mean_corruption_error(errors), **where)
         else:
             mean = float(np.mean([np.mean(v) for v in errors.values()]))
-            yield ModuleMeasurement("mean_corruption_error", mean, **where)
+            yield Measurement("mean_corruption_error", mean, **where)
+
+
+def corruptions_severities():
+    """Returns the valid severities, 1..5."""
+    return tuple(corruptions.SEVERITIES)
+
+
+def corruption_transform(corruption, severity, seed):
+    """Returns the Transform applying a generated corruption to each batch;
+    the example's position in the split seeds its noise, so the result does
+    not depend on the batch size."""
+    return Transform(
+        key={"corruption": corruption, "severity": int(severity), "seed": int(seed)},
+        fn=lambda images, start: corruptions.corrupt_images(
+            images, corruption, severity, seed, start=start
+        ),
+    )
 
 
 def mean_corruption_error(errors, baseline=None):

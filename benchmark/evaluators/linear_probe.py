@@ -4,57 +4,30 @@ Protocol of Kornblith et al. (2021), following Kornblith et al. (2019): the
 objective is sum_i CE_i + (lambda / 2) ||W||_F^2 (the bias is not penalised),
 lambda is chosen from `num_l2` log-spaced values in [l2_min, l2_max] on a fixed
 stratified validation split of the training set, sweeping from the largest to
-the smallest lambda and warm-starting each fit from the previous solution; the
-model is then refit on train + validation and scored on test. Raw features
-(no standardisation).
-
-Solver (`fit_logistic_regression`): L-BFGS written in TensorFlow, the whole
-minimisation one tf.function (a tf.while_loop: no Python per iteration, traced
-once per process for any shapes), so it runs on CPU or GPU. Each iteration
-costs two [n, d] x [d, K] matrix products and nothing else of that size:
-
-  * the direction comes from the compact L-BFGS representation (Byrd, Nocedal
-    & Schnabel 1994) with the last 10 correction pairs (scipy's default);
-  * the line search (strong Wolfe, c1 = 1e-4, c2 = 0.9; expansion, then
-    cubic interpolation in the bracket) evaluates the objective along the
-    direction from the logits z + alpha X d, so a trial step costs O(n K), not
-    a matrix product; objective changes are computed without cancellation
-    (log1p / expm1), which keeps float32 exact enough to decide sufficient
-    decrease near the optimum;
-  * the problem is solved in the exactly equivalent parametrisation with
-    centred features, logits = (x - mean) W^T + b', b' = b + W mean. The
-    penalty only involves W, so the objective and its minimiser are unchanged
-    (b is recovered exactly), but the curvature no longer couples the bias to
-    every weight through the large positive means of ReLU features: several
-    times fewer iterations than the uncentred problem (perf/linear_probe.py).
-
-Arithmetic is float32 (features are stored as float32; float32 products cost
-under half of float64 ones on CPU): objectives at the solutions match a
-float64 scipy L-BFGS-B minimisation to a relative 1e-8 or better, and the
-selected lambda and test accuracy match scikit-learn's float64 sweep
-(tests/test_evaluators.py, perf/linear_probe.py). Convergence: max |gradient|
-of the per-example-mean objective (mean_i CE_i + lambda / (2 n) ||W||^2, the
-scale of sklearn's `tol`) <= `tol`, or a relative objective decrease below
-1e-10 (the float32 precision floor), or `max_iter` iterations. XLA
-(`jit_compile=True`) is optional: it fuses the O(n K) work but compiles for
-seconds per input shape, which did not pay off on 2 CPU cores.
+the smallest lambda and warm-starting each fit from the previous solution
+(ties keep the larger lambda; `selected` records how many tied); the model is
+then refit on train + validation and scored on test. Raw features (no
+standardisation). The solver and the sweep are `benchmark.logistic`'s.
 """
 
-import functools
-import typing
-
 import numpy as np
-import tensorflow as tf
 
-from benchmark import metrics
-from benchmark.evaluators.base import EVALUATORS, Evaluator, Measurement
+from benchmark import logistic, metrics
+from benchmark.evaluators.base import (
+    EVALUATORS,
+    FeatureEvaluator,
+    Measurement,
+    check_positive,
+)
 
 
 @EVALUATORS.register("linear_probe")
-class LinearProbe(Evaluator):
+class LinearProbe(FeatureEvaluator):
     """Linear probe with lambda chosen on validation.
 
     Args:
+      data: dataset spec (train and test splits).
+      max_per_class: use at most this many images per class and split.
       num_l2: number of candidate regularisation strengths.
       l2_min: smallest lambda.
       l2_max: largest lambda.
@@ -69,6 +42,8 @@ class LinearProbe(Evaluator):
     def __init__(
         self,
         *,
+        data=None,
+        max_per_class=None,
         num_l2=45,
         l2_min=1e-6,
         l2_max=1e5,
@@ -77,6 +52,10 @@ class LinearProbe(Evaluator):
         max_iter=1000,
         tol=1e-6,
     ):
+        check_positive(max_per_class=max_per_class, num_l2=num_l2, max_iter=max_iter)
+        logistic.l2_grid(num_l2, l2_min, l2_max)  # Validates the grid.
+        self.data = data
+        self.max_per_class = max_per_class
         self.num_l2 = num_l2
         self.l2_min = l2_min
         self.l2_max = l2_max
@@ -87,438 +66,30 @@ class LinearProbe(Evaluator):
 
     def l2_grid(self):
         """Returns the candidate lambdas, largest first (the sweep order)."""
-        grid = np.logspace(np.log10(self.l2_min), np.log10(self.l2_max), self.num_l2)
-        return grid[::-1]
+        return logistic.l2_grid(self.num_l2, self.l2_min, self.l2_max)
 
-    def run(self, train, test, metric="top1"):
-        """Yields Measurement("accuracy", test score, {"l2", "val_accuracy"})."""
+    def evaluate(self, train, test, metric="top1"):
+        """Yields Measurement("accuracy", test score, {"l2", "val_accuracy",
+        "ties", "tied_l2_range"})."""
         score = metrics.get_metric(metric)
         classes = np.unique(train.labels)
         if len(classes) < 2:
             raise ValueError("linear_probe needs at least 2 classes in train")
-        x = np.asarray(train.features, dtype=np.float32)
         y = np.searchsorted(classes, train.labels)
         tr, val = metrics.stratified_split(y, self.val_fraction, self.val_seed)
-        fit = functools.partial(_fit, max_iter=self.max_iter, tol=self.tol)
-        # Features go to the device once per split, not once per lambda.
-        l2, val_score, params = select_l2(
-            fit, tf.constant(x[tr]), y[tr], x[val], y[val], self.l2_grid(), score
+        params, chosen = logistic.select_and_refit(
+            train.features,
+            y,
+            tr,
+            val,
+            self.l2_grid(),
+            lambda params, vx, vy: score(vy, logistic.predict(params, vx)),
+            max_iter=self.max_iter,
+            tol=self.tol,
         )
-        # The objective is convex, so warm-starting the refit from the selected
-        # solution only saves iterations; it does not change the optimum.
-        params = fit(tf.constant(x), y, l2, params)
-        predictions = classes[predict(params, np.asarray(test.features))]
+        predictions = classes[logistic.predict(params, np.asarray(test.features))]
         yield Measurement(
             "accuracy",
             score(test.labels, predictions),
-            selected={"l2": float(l2), "val_accuracy": val_score},
+            selected=chosen.selected("l2", "val_accuracy"),
         )
-
-
-def select_l2(fit, x, y, val_x, val_y, grid, score):
-    """Returns (lambda, validation score, params) of the best lambda in `grid`.
-
-    Fits in the order of `grid` (largest lambda first), each warm-started from
-    the previous solution. Ties keep the earlier, i.e. larger, lambda: the
-    more regularised model is preferred when validation cannot tell them apart.
-    """
-    best = (None, -np.inf, None)
-    params = None
-    for l2 in grid:
-        params = fit(x, y, l2, params)
-        value = score(val_y, predict(params, val_x))
-        if value > best[1]:
-            best = (float(l2), value, params)
-    return best
-
-
-def predict(params, x):
-    """Returns argmax_k (x W^T + b)_k, class indices, for params (W [K, d], b [K])."""
-    w, b = params
-    return np.argmax(x @ w.T + b, axis=1)
-
-
-def _fit(x, y, l2, init, *, max_iter, tol):
-    """Returns (W [K, d], b [K]) minimising sum_i CE_i + (l2 / 2) ||W||_F^2.
-
-    y holds class indices 0..K-1, all present; `init` is a previous (W, b) or
-    None (start from zeros). See `fit_logistic_regression`.
-    """
-    solution = fit_logistic_regression(x, y, l2, init, max_iter=max_iter, tol=tol)
-    return solution.weights, solution.bias
-
-
-class Solution(typing.NamedTuple):
-    """A minimiser of the linear probe's objective and how it was reached.
-
-    Attributes:
-      weights: [K, d] float64 W.
-      bias: [K] float64 b.
-      objective: sum_i CE_i + (l2 / 2) ||W||^2 at (W, b).
-      grad_max: max |gradient| of the mean objective (objective / n).
-      iterations: L-BFGS iterations taken.
-      status: "converged" (grad_max <= tol), "no_progress" (relative decrease
-        below 1e-10, or no step decreases the objective: the precision floor),
-        or "max_iter".
-    """
-
-    weights: np.ndarray
-    bias: np.ndarray
-    objective: float
-    grad_max: float
-    iterations: int
-    status: str
-
-
-def fit_logistic_regression(
-    x,
-    y,
-    l2,
-    init=None,
-    *,
-    max_iter=1000,
-    tol=1e-6,
-    dtype=tf.float32,
-    jit_compile=False,
-):
-    """Returns the `Solution` minimising sum_i CE_i + (l2 / 2) ||W||_F^2 by L-BFGS.
-
-    CE_i is the softmax cross-entropy of logits x_i W^T + b for label y_i;
-    the bias b is not penalised (for two classes W has two rows, as in the
-    paper's softmax objective; the optimum is their symmetric split).
-
-    Args:
-      x: [n, d] features (array or tensor; a tensor of `dtype` is not copied).
-      y: [n] class indices 0..K-1.
-      l2: lambda > 0 (on the sum of per-example losses).
-      init: (W [K, d], b [K]) to start from (warm start), or None for zeros,
-        in which case K = max(y) + 1.
-      max_iter: iteration budget.
-      tol: tolerance on max |gradient| of the mean objective.
-      dtype: arithmetic (tf.float32 or tf.float64).
-      jit_compile: compile with XLA. Costs seconds per new input shape; on
-        2 CPU cores it only paid off for repeated solves of one shape.
-    """
-    dtype = tf.as_dtype(dtype)
-    x = tf.cast(x, dtype) if tf.is_tensor(x) else tf.constant(x, dtype)
-    y = np.asarray(y)
-    if init is None:
-        init = np.zeros([int(y.max()) + 1, x.shape[1]]), np.zeros(int(y.max()) + 1)
-    theta = np.concatenate([init[0], np.asarray(init[1])[:, None]], axis=1)
-    out = _compiled_minimise(dtype, jit_compile)(
-        x,
-        tf.constant(y, tf.int32),
-        tf.constant(theta, dtype),
-        tf.constant(l2, dtype),
-        tf.constant(max_iter, tf.int32),
-        tf.constant(tol, dtype),
-    )
-    theta, objective, grad_max, iterations, status = (v.numpy() for v in out)
-    theta = theta.astype(np.float64)
-    return Solution(
-        weights=theta[:, :-1],
-        bias=theta[:, -1],
-        objective=float(objective) * len(y),
-        grad_max=float(grad_max),
-        iterations=int(iterations),
-        status=_STATUS[int(status)],
-    )
-
-
-_MEMORY = 10  # L-BFGS correction pairs.
-_MAX_TRIALS = 20  # Step lengths tried per line search.
-_C1, _C2 = 1e-4, 0.9  # Strong Wolfe: sufficient decrease, curvature.
-_FTOL = 1e-10  # Relative objective decrease that counts as no progress.
-_RUNNING, _CONVERGED, _NO_PROGRESS, _MAX_ITER = 0, 1, 2, 3
-_STATUS = {_CONVERGED: "converged", _NO_PROGRESS: "no_progress", _MAX_ITER: "max_iter"}
-
-
-class _Problem(typing.NamedTuple):
-    """The data of one minimisation, in the centred parametrisation."""
-
-    x: tf.Tensor  # [n, d] features.
-    onehot: tf.Tensor  # [n, K] labels.
-    mean: tf.Tensor  # [d] feature mean.
-    c: tf.Tensor  # lambda / n: the penalty of the mean objective.
-    mask: tf.Tensor  # [1, d + 1] 1 on the weights, 0 on the bias.
-
-
-class _State(typing.NamedTuple):
-    """L-BFGS loop variables; theta = [W | b'] is [K, d + 1]."""
-
-    step: tf.Tensor
-    theta: tf.Tensor
-    logits: tf.Tensor  # [n, K]
-    probs: tf.Tensor  # [n, K] softmax(logits).
-    value: tf.Tensor  # Mean objective.
-    grad: tf.Tensor  # [K, d + 1]
-    s_mem: tf.Tensor  # [m, P] parameter steps, oldest first (P = K (d + 1)).
-    y_mem: tf.Tensor  # [m, P] gradient changes.
-    used: tf.Tensor  # [m] 1 where a pair is stored.
-    gamma: tf.Tensor  # Scale of the initial inverse Hessian.
-    status: tf.Tensor
-
-
-def _logits(problem, theta):
-    """Returns (x - mean) W^T + b' [n, K], for theta = [W | b']."""
-    w, b = theta[:, :-1], theta[:, -1]
-    return tf.matmul(problem.x, w, transpose_b=True) + (
-        b - tf.linalg.matvec(w, problem.mean)
-    )
-
-
-def _gradient(problem, theta, probs):
-    """Returns the gradient [K, d + 1] of the mean objective in theta."""
-    n = tf.cast(tf.shape(problem.x)[0], probs.dtype)
-    residual = (probs - problem.onehot) / n
-    grad_b = tf.reduce_sum(residual, axis=0)
-    grad_w = tf.matmul(residual, problem.x, transpose_a=True)
-    grad_w -= grad_b[:, None] * problem.mean
-    return tf.concat([grad_w, grad_b[:, None]], 1) + problem.c * problem.mask * theta
-
-
-def _mean_loss(problem, logits):
-    """Returns mean_i CE_i for [n, K] logits."""
-    label_logit = tf.reduce_sum(logits * problem.onehot, axis=1)
-    return tf.reduce_mean(tf.reduce_logsumexp(logits, axis=1) - label_logit)
-
-
-def _direction(grad, state):
-    """Returns -H grad, H the compact L-BFGS inverse Hessian of the stored pairs.
-
-    H = gamma I + [S, gamma Y] [[R^-T (D + gamma Y'Y) R^-1, -R^-T], [-R^-1, 0]]
-    [S'; gamma Y'] (Byrd, Nocedal & Schnabel 1994, eq. 3.1), R the upper
-    triangle of S'Y and D its diagonal. Unused slots hold zero pairs and get a
-    unit diagonal in R, which makes their coefficients zero.
-    """
-    s_mem, y_mem, gamma = state.s_mem, state.y_mem, state.gamma
-    sy = tf.matmul(s_mem, y_mem, transpose_b=True)
-    yy = tf.matmul(y_mem, y_mem, transpose_b=True)
-    unused = 1.0 - state.used
-    upper = tf.linalg.band_part(sy, 0, -1) + tf.linalg.diag(unused)
-    s_grad = tf.linalg.matvec(s_mem, grad)
-    y_grad = tf.linalg.matvec(y_mem, grad)
-    t = tf.linalg.triangular_solve(upper, s_grad[:, None], lower=False)
-    middle = (tf.linalg.diag_part(sy) + unused)[:, None] * t
-    middle += gamma * tf.matmul(yy, t) - gamma * y_grad[:, None]
-    u = tf.linalg.triangular_solve(upper, middle, lower=False, adjoint=True)
-    h_grad = (
-        gamma * grad
-        + tf.linalg.matvec(s_mem, u[:, 0], transpose_a=True)
-        - gamma * tf.linalg.matvec(y_mem, t[:, 0], transpose_a=True)
-    )
-    return -h_grad
-
-
-def _line_search(problem, logits, probs, logits_step, slope0, wd, dd):
-    """Returns (alpha, objective change, probs at alpha, found) along a direction.
-
-    phi(alpha) = mean objective at theta + alpha d, evaluated from
-    logits + alpha X d (logits_step) in O(n K). slope0 = phi'(0) < 0,
-    wd = <W, d_W> and dd = ||d_W||^2 give the penalty's change. Accepts the
-    first step satisfying the strong Wolfe conditions; else the longest step
-    with sufficient decrease found (found is False if there is none).
-    """
-    dtype = logits.dtype
-    step_label = tf.reduce_sum(logits_step * problem.onehot, axis=1)
-
-    def near(shift):
-        """Per-row lse(z + a) - lse(z) = log sum_k p_k e^{a_k} and softmax(z + a),
-        through log1p / expm1 so that tiny changes do not cancel."""
-        grow = tf.math.expm1(shift)
-        total = tf.reduce_sum(probs * grow, axis=1)
-        return tf.math.log1p(total), probs * (grow + 1.0) / (1.0 + total)[:, None]
-
-    def far(shift):
-        """As `near`, through logsumexp: exact enough when changes are large."""
-        shifted = logits + shift
-        lse = tf.reduce_logsumexp(shifted, axis=1)
-        base = tf.reduce_logsumexp(logits, axis=1)
-        return lse - base, tf.exp(shifted - lse[:, None])
-
-    def phi(alpha):
-        """Returns (phi(alpha) - phi(0), phi'(alpha), probs at alpha)."""
-        shift = alpha * logits_step
-        row_change, new_probs = tf.cond(
-            tf.reduce_max(tf.abs(shift)) < 1.0,
-            lambda: near(shift),
-            lambda: far(shift),
-        )
-        change = tf.reduce_mean(row_change - alpha * step_label)
-        change += problem.c * (alpha * wd + 0.5 * alpha * alpha * dd)
-        slope = tf.reduce_mean(
-            tf.reduce_sum(new_probs * logits_step, axis=1) - step_label
-        )
-        return change, slope + problem.c * (wd + alpha * dd), new_probs
-
-    def body(i, alpha, lo, f_lo, g_lo, p_lo, hi, f_hi, g_hi, done):
-        f, g, p = phi(alpha)
-        too_long = tf.logical_or(f > _C1 * alpha * slope0, f >= f_lo)
-        done = tf.logical_and(~too_long, tf.abs(g) <= -_C2 * slope0)
-        to_hi = tf.logical_or(too_long, tf.logical_and(~done, g > 0))
-        lo, f_lo, g_lo, p_lo = (
-            tf.where(to_hi, old, new)
-            for old, new in ((lo, alpha), (f_lo, f), (g_lo, g), (p_lo, p))
-        )
-        hi, f_hi, g_hi = (
-            tf.where(to_hi, new, old)
-            for old, new in ((hi, alpha), (f_hi, f), (g_hi, g))
-        )
-        # Next trial: expand until bracketed, then the minimiser of the cubic
-        # interpolating (f, g) at both ends (Nocedal & Wright eq. 3.59), kept
-        # 10% inside the bracket; bisection when the cubic is not usable.
-        width = hi - lo
-        d1 = g_lo + g_hi - 3.0 * (f_lo - f_hi) / (lo - hi)
-        disc = d1 * d1 - g_lo * g_hi
-        d2 = tf.sqrt(tf.maximum(disc, 0.0))
-        cubic = hi - width * (g_hi + d2 - d1) / (g_hi - g_lo + 2.0 * d2)
-        usable = tf.logical_and(disc >= 0.0, tf.math.is_finite(cubic))
-        cubic = tf.where(usable, cubic, lo + 0.5 * width)
-        cubic = tf.clip_by_value(cubic, lo + 0.1 * width, hi - 0.1 * width)
-        alpha = tf.where(tf.math.is_inf(hi), 4.0 * alpha, cubic)
-        return i + 1, alpha, lo, f_lo, g_lo, p_lo, hi, f_hi, g_hi, done
-
-    zero, inf = tf.zeros([], dtype), tf.constant(np.inf, dtype)
-    init = (0, tf.ones([], dtype), zero, zero, slope0, probs, inf, inf, zero, False)
-    out = tf.while_loop(lambda i, *v: (i < _MAX_TRIALS) & ~v[-1], body, init)
-    _, _, lo, f_lo, _, p_lo = out[:6]
-    return lo, f_lo, p_lo, lo > 0.0
-
-
-def _iterate(problem, state, max_iter, tol):
-    """Returns the `_State` after one L-BFGS iteration."""
-    shape = tf.shape(state.theta)
-    grad = tf.reshape(state.grad, [-1])
-    direction = _direction(grad, state)
-    slope0 = tf.reduce_sum(grad * direction)
-    # Steepest descent if the pairs gave no descent direction (rounding).
-    fallback = tf.logical_not(slope0 < 0.0)
-    direction = tf.where(fallback, -state.gamma * grad, direction)
-    slope0 = tf.where(fallback, -state.gamma * tf.reduce_sum(grad * grad), slope0)
-    direction = tf.reshape(direction, shape)
-    logits_step = _logits(problem, direction)
-    wd = tf.reduce_sum(problem.mask * state.theta * direction)
-    dd = tf.reduce_sum(problem.mask * direction * direction)
-    alpha, change, probs, found = _line_search(
-        problem, state.logits, state.probs, logits_step, slope0, wd, dd
-    )
-    theta = state.theta + alpha * direction
-    new_grad = _gradient(problem, theta, probs)
-    s = tf.reshape(alpha * direction, [-1])
-    y = tf.reshape(new_grad, [-1]) - grad
-    sy, yy = tf.reduce_sum(s * y), tf.reduce_sum(y * y)
-    keep = tf.logical_and(found, sy > np.finfo(s.dtype.as_numpy_dtype).eps * yy)
-
-    def push(memory, row):
-        return tf.where(keep, tf.concat([memory[1:], row[None]], 0), memory)
-
-    step = state.step + 1
-    value = state.value + change
-    grad_max = _original_grad_max(problem, new_grad)
-    stalled = -change <= _FTOL * tf.maximum(tf.abs(value), 1.0)
-    status = tf.where(
-        grad_max <= tol,
-        _CONVERGED,
-        tf.where(stalled, _NO_PROGRESS, tf.where(step >= max_iter, _MAX_ITER, 0)),
-    )
-    moved = _State(
-        step=step,
-        theta=theta,
-        logits=state.logits + alpha * logits_step,
-        probs=probs,
-        value=value,
-        grad=new_grad,
-        s_mem=push(state.s_mem, s),
-        y_mem=push(state.y_mem, y),
-        used=push(state.used, tf.ones([], s.dtype)),
-        gamma=tf.where(keep, sy / yy, state.gamma),
-        status=status,
-    )
-    # No step decreased the objective: drop the pairs and retry with steepest
-    # descent; if that was already steepest descent, stop.
-    empty = tf.reduce_sum(state.used) == 0.0
-    stuck = state._replace(
-        step=step,
-        used=tf.zeros_like(state.used),
-        status=tf.where(empty, _NO_PROGRESS, tf.where(step >= max_iter, _MAX_ITER, 0)),
-    )
-    return tf.nest.map_structure(lambda a, b: tf.where(found, a, b), moved, stuck)
-
-
-def _original_grad_max(problem, grad):
-    """Returns max |gradient| in the original (W, b) parametrisation.
-
-    With b' = b + W mean: dF/dW = dF'/dW + dF'/db' mean^T and dF/db = dF'/db'.
-    """
-    grad_w = grad[:, :-1] + grad[:, -1:] * problem.mean
-    return tf.maximum(tf.reduce_max(tf.abs(grad_w)), tf.reduce_max(tf.abs(grad[:, -1])))
-
-
-@functools.lru_cache(maxsize=None)
-def _compiled_minimise(dtype, jit_compile):
-    """Returns `_minimise` as a tf.function traced once for any shapes."""
-    matrix, vector = tf.TensorSpec([None, None], dtype), tf.TensorSpec([], dtype)
-    signature = (
-        matrix,  # x
-        tf.TensorSpec([None], tf.int32),  # labels
-        matrix,  # theta
-        vector,  # l2
-        tf.TensorSpec([], tf.int32),  # max_iter
-        vector,  # tol
-    )
-    return tf.function(_minimise, input_signature=signature, jit_compile=jit_compile)
-
-
-def _minimise(x, labels, theta, l2, max_iter, tol):
-    """Returns (theta [K, d + 1], mean objective, grad max, iterations, status)."""
-    dtype = x.dtype
-    num_classes, dim = tf.shape(theta)[0], tf.shape(x)[1]
-    mean = tf.reduce_mean(x, axis=0)
-    problem = _Problem(
-        x=x,
-        onehot=tf.one_hot(labels, num_classes, dtype=dtype),
-        mean=mean,
-        c=l2 / tf.cast(tf.shape(x)[0], dtype),
-        mask=tf.concat([tf.ones([1, dim], dtype), tf.zeros([1, 1], dtype)], 1),
-    )
-    w, b = theta[:, :-1], theta[:, -1]
-    theta = tf.concat([w, (b + tf.linalg.matvec(w, mean))[:, None]], 1)
-    logits = _logits(problem, theta)
-    probs = tf.nn.softmax(logits)
-    grad = _gradient(problem, theta, probs)
-    grad_max = _original_grad_max(problem, grad)
-    size = tf.size(theta)
-    state = _State(
-        step=tf.zeros([], tf.int32),
-        theta=theta,
-        logits=logits,
-        probs=probs,
-        value=_mean_loss(problem, logits)
-        + 0.5 * problem.c * tf.reduce_sum(problem.mask * theta * theta),
-        grad=grad,
-        s_mem=tf.zeros([_MEMORY, size], dtype),
-        y_mem=tf.zeros([_MEMORY, size], dtype),
-        used=tf.zeros([_MEMORY], dtype),
-        # The first step is steepest descent of length at most 1.
-        gamma=tf.minimum(tf.ones([], dtype), 1.0 / tf.norm(grad)),
-        status=tf.where(
-            grad_max <= tol, _CONVERGED, tf.where(max_iter <= 0, _MAX_ITER, 0)
-        ),
-    )
-    (state,) = tf.while_loop(
-        lambda s: s.status == _RUNNING,
-        lambda s: (_iterate(problem, s, max_iter, tol),),
-        (state,),
-    )
-    w, b = state.theta[:, :-1], state.theta[:, -1]
-    theta = tf.concat([w, (b - tf.linalg.matvec(w, mean))[:, None]], 1)
-    # Recomputed rather than state.value, which accumulates line-search changes.
-    value = _mean_loss(problem, _logits(problem, state.theta))
-    value += 0.5 * problem.c * tf.reduce_sum(w * w)
-    return (
-        theta,
-        value,
-        _original_grad_max(problem, state.grad),
-        state.step,
-        state.status,
-    )

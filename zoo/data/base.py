@@ -169,12 +169,49 @@ def ensure_rgb(image):
     return tf.tile(image, [1, 1, 3])[..., :3]
 
 
+def decode_image_file(path):
+    """Returns the uint8 [H, W, 3] image of the file `path` (a string tensor);
+    grayscale images are replicated to three channels."""
+    image = tf.io.decode_image(
+        tf.io.read_file(path), channels=3, expand_animations=False
+    )
+    image.set_shape([None, None, 3])
+    return image
+
+
+def undecodable_file_error(paths):
+    """Returns the DatasetError naming the first of `paths` that does not
+    decode as an image, or None when all of them do (the one-line error of
+    every file-based source: the failing element, since reading keeps order)."""
+    for path in paths:
+        try:
+            decode_image_file(tf.constant(path))
+        except tf.errors.OpError as file_error:
+            return DatasetError(
+                f"cannot decode image {path}: {short_message(file_error)}; "
+                "delete or replace the file"
+            )
+    return None
+
+
 def short_message(error):
     """Returns the first line of a TF error without the op/function decoration."""
     text = getattr(error, "message", None) or str(error)
     text = re.sub(r"\{\{[^}]*\}\}\s*", "", text)
     text = re.sub(r"\s*\[Op:[^\]]*\].*", "", text)
     return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def clip_words(text, limit=300):
+    """Returns `text` cut to at most `limit` characters at a word boundary,
+    with " ..." marking a cut; shorter text is returned whole."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 4]
+    if " " in cut:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:") + " ..."
 
 
 def hash_parts(*parts):

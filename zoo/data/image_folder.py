@@ -18,9 +18,10 @@ import tensorflow as tf
 from zoo.data.base import (
     DatasetError,
     ImageDataset,
+    decode_image_file,
     hash_parts,
     select_first_per_class,
-    short_message,
+    undecodable_file_error,
 )
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -178,16 +179,8 @@ class ImageFolderDataset(ImageDataset):
         """Returns a DatasetError naming the first unreadable file from
         `position` on (the failing element, since reading keeps order)."""
         ids, _ = self._selection(split, max_per_class)
-        for example_id in ids[position:]:
-            path = self.path(example_id)
-            try:
-                _decode_file(tf.constant(path))
-            except tf.errors.OpError as file_error:
-                return DatasetError(
-                    f"cannot decode image {path}: {short_message(file_error)}; "
-                    "delete or replace the file"
-                )
-        return super()._read_error(split, max_per_class, position, error)
+        named = undecodable_file_error([self.path(i) for i in ids[position:]])
+        return named or super()._read_error(split, max_per_class, position, error)
 
     def fingerprint(self):
         """Returns a hash of the name, classes and every file's path, size and
@@ -204,18 +197,9 @@ class ImageFolderDataset(ImageDataset):
         return self._fingerprint
 
 
-def _decode_file(path):
-    """Returns the uint8 [H, W, 3] image of the file `path` (a string tensor)."""
-    image = tf.io.decode_image(
-        tf.io.read_file(path), channels=3, expand_animations=False
-    )
-    image.set_shape([None, None, 3])
-    return image
-
-
 def _decode(element):
     return {
-        "image": _decode_file(element["path"]),
+        "image": decode_image_file(element["path"]),
         "label": element["label"],
         "id": element["id"],
     }
