@@ -4,7 +4,7 @@ The CheXpert CSV layout (CheXpert-v1.0-small/{train,valid}.csv): a "Path"
 column relative to the folder that holds CheXpert-v1.0-small/ (so paths start
 with "CheXpert-v1.0-small/..."), "Frontal/Lateral", and one column per
 observation whose cells are 1.0 (positive), 0.0 (negative), -1.0 (uncertain)
-or blank (not mentioned). The evaluation (REFERENCE.md) counts uncertain and
+or blank (not mentioned). The evaluation (docs/paper.md) counts uncertain and
 blank as negative and uses frontal views by default.
 
 `ChexpertDataset` presents the two CSVs as an ImageDataset with splits

@@ -2,7 +2,7 @@
 
 Each registered entry is a `TransferSpec`: the TFDS name, the TFDS split
 expressions used as "train" (what the evaluators fit on; they carve their own
-validation split out of it) and "test", the metric reported (REFERENCE.md:
+validation split out of it) and "test", the metric reported (docs/paper.md:
 mean per-class accuracy for Pets and Flowers, top-1 elsewhere) and the sizes
 TFDS prepares. The registered name is the paper's dataset name, so measured
 rows and reported rows share the `dataset` column. Data is never downloaded:

@@ -22,7 +22,7 @@ SUBSETS_FILE = os.path.join(os.path.dirname(__file__), "data", "class_subsets_20
 NUM_IMAGENET_CLASSES = 1000
 
 # ImageNet-C's corruptions and AlexNet's top-1 error on each, averaged over
-# severities 1-5 (Hendrycks & Dietterich 2019; REFERENCE.md): the mCE
+# severities 1-5 (Hendrycks & Dietterich 2019; docs/paper.md): the mCE
 # denominators.
 ALEXNET_ERRORS = {
     "gaussian_noise": 0.886428,

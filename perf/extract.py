@@ -20,8 +20,9 @@ The module is a randomly initialised zoo ResNet-50 (full width at 224 x 224
 by default: the paper's module; --width and --image_size shrink it), saved as
 a SavedModel and loaded through `benchmark.modules.load_module` (op-safety
 scan and contract included), so the forward pass is the benchmark's own. The
-data is an image folder split (default ../shared/data/cifar10 test,
---max_per_class images per class), or the embedded digits when it is missing.
+data is an image folder split (--folder: by default the CIFAR-10 test folder
+of the team's data checkout when it is there, --max_per_class images per
+class), or the embedded digits when there is none.
 
 Command (about 8 minutes on 2 shared CPU cores):
   .venv/bin/python perf/extract.py

@@ -19,7 +19,7 @@ Measured figures are in docs/training.md.
 Command:
   .venv/bin/python perf/train_loop.py            # digits config, 4 epochs, 3 rounds
   .venv/bin/python perf/train_loop.py --config=imagenette --epochs=3 \\
-      --max_per_class=100
+      --dataset=path/to/imagenette --max_per_class=100
 Prints both throughputs and the ratio ours / fit (target: >= 1.0).
 """
 
@@ -115,6 +115,7 @@ def main():
     parser.add_argument("--config", default="digits")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--max_per_class", type=int, default=None)
+    parser.add_argument("--dataset", default=None, help="overrides the config's")
     parser.add_argument(
         "--rounds", type=int, default=3, help="alternating fit/ours measurements"
     )
@@ -122,6 +123,8 @@ def main():
     config = load_config(args.config).replace(
         objective="softmax", epochs=args.epochs, max_per_class=args.max_per_class
     )
+    if args.dataset:
+        config = config.replace(dataset=args.dataset)
     print(
         f"device: {tf.config.list_logical_devices()[0].device_type}, "
         f"config {args.config}, {config.arch} x{config.width_multiplier} "

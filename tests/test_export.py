@@ -208,7 +208,10 @@ def test_benchmark_loader_reads_the_contract_and_rejects_bad_signatures(
     module = load_module(exported_module[0])
     assert module.contract() == {
         "signature": "__call__",
+        "output": None,
         "image_size": 32,
+        "size_source": "metadata",
+        "input_dtype": "float32",
         "value_range": [0.0, 1.0],
         "feature_dim": 128,
     }

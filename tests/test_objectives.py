@@ -36,7 +36,7 @@ def unit(v, axis):
 
 
 # Each reference maps (kernel w, prototypes or None) -> (per-example loss, extra
-# scalar term), written from REFERENCE.md's formulas independently of zoo/.
+# scalar term), written from docs/paper.md's formulas independently of zoo/.
 def ref_softmax(w, _):
     return np_cross_entropy(dense_logits(w)), 0.0
 

@@ -1,6 +1,6 @@
 """Fine-tuning: the whole module plus a new dense head, trained on the target.
 
-Protocol (Kornblith et al. 2021 after Kornblith et al. 2019, REFERENCE.md):
+Protocol (Kornblith et al. 2021 after Kornblith et al. 2019, docs/paper.md):
 ImageNet-style augmentation (random resized crop + horizontal flip), SGD with
 momentum 0.9, cosine decay of the learning rate to 0 over `steps` steps
 (20,000 in the paper) without restarts, cross-entropy of a new zero-initialised

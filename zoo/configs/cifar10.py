@@ -2,7 +2,7 @@
 
 Commands (TFDS data prepared with `tfds build cifar10`, or the image folder):
   zoo-train --config=cifar10 --objective=softmax --workdir=runs/c10_softmax
-  zoo-train --config=cifar10 --dataset=../shared/data/cifar10 \
+  zoo-train --config=cifar10 --dataset=path/to/cifar10 \
       --max_per_class=500 --epochs=4 --workdir=runs/c10_small
 Expected: holdout top-1 well above chance (10%) after a few epochs; the small
 folder variant is measured in docs/training.md.

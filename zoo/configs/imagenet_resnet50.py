@@ -1,6 +1,6 @@
 """The paper's ImageNet run: ResNet-50 v1.5 at 224 px, one objective per run.
 
-Recipe (REFERENCE.md, the paper's appendix): global batch 4096, SGD with
+Recipe (docs/paper.md, the paper's appendix): global batch 4096, SGD with
 Nesterov momentum 0.9, 10 warm-up epochs to lr 1.6 (0.1 per 256 images), then
 x0.975 per epoch; weight decay 8e-5 on kernels only; EMA decay 0.9999 (the EMA
 weights are evaluated and exported); Inception crop (8-100% of the area) and

@@ -1,7 +1,9 @@
 """ResNet-50 (width x1/4, 64 px) on Imagenette, small enough for a laptop CPU.
 
-Command:
-  zoo-train --config=imagenette --dataset=../shared/data/imagenette \
+Commands (TFDS data prepared with `tfds build imagenette`, or an image folder
+ROOT/{train,val}/<wnid>/*.JPEG such as the fast.ai release unpacked):
+  zoo-train --config=imagenette --objective=softmax --workdir=runs/imagenette_softmax
+  zoo-train --config=imagenette --dataset=path/to/imagenette \
       --objective=softmax --workdir=runs/imagenette_softmax
 Expected: holdout top-1 well above chance (10%) within a few epochs; see the
 closing notes of the trainer issue for measured figures.
@@ -11,12 +13,12 @@ from zoo.config import TrainConfig
 
 
 def get_config():
-    """Returns the Imagenette config (image folder, 10 classes)."""
+    """Returns the Imagenette config (10 classes)."""
     return TrainConfig(
         arch="resnet50",
         width_multiplier=0.25,
         image_size=64,
-        dataset="../shared/data/imagenette",
+        dataset="tfds:imagenette",
         holdout_fraction=0.05,
         global_batch_size=64,
         epochs=6,

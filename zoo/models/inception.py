@@ -11,7 +11,7 @@ Choices that differ from the Keras application, none of which changes a shape or
 a parameter count:
 - inputs are float32 images in [0, 1] normalised inside with the ImageNet
   mean / std (`ImageNormalization()` defaults, as for ResNet-50 and the recipe of
-  REFERENCE.md), not the usual Inception mapping of [0, 1] to [-1, 1];
+  docs/paper.md), not the usual Inception mapping of [0, 1] to [-1, 1];
 - BN momentum 0.9 (the recipe's) instead of Keras's 0.99;
 - convs use variance-scaling initialisation (scale 1, fan-in, truncated normal),
   as the ResNet-50 of this zoo.

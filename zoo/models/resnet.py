@@ -1,6 +1,6 @@
 """ResNet-50 v1.5 (He et al. 2016, with the stride on the 3x3 conv), in Keras 3.
 
-Follows the recipe of REFERENCE.md: no conv bias, BN momentum 0.9 and epsilon
+Follows the recipe of docs/paper.md: no conv bias, BN momentum 0.9 and epsilon
 1e-5, the last BN of every residual block starts with gamma = 0, convs use
 variance-scaling initialisation (scale 1, fan-in, truncated normal, as in the
 authors' TPU code), strided convs pad explicitly (k - 1 pixels split evenly),

@@ -1,4 +1,4 @@
-"""Cosine softmax: CE of z_k = cos(w_k, x) / tau + b_k (REFERENCE.md, tau = 0.05)."""
+"""Cosine softmax: CE of z_k = cos(w_k, x) / tau + b_k (docs/paper.md, tau = 0.05)."""
 
 import keras
 from keras import ops

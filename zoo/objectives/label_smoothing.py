@@ -1,4 +1,4 @@
-"""Label smoothing (Szegedy et al. 2016) as in REFERENCE.md:
+"""Label smoothing (Szegedy et al. 2016) as in docs/paper.md:
 (1 / (1 - a)) * -sum_k t_k log softmax(z)_k with t = (1 - a) y + a / K."""
 
 import keras
