@@ -389,10 +389,15 @@ def test_one_and_two_replicas_give_the_same_loss_curve():
     # A wrong global-batch scaling (e.g. averaged instead of summed gradients)
     # changes the loss by ~1e-2 from the second step on.
     np.testing.assert_allclose(one[:5], two[:5], atol=1e-4)
-    np.testing.assert_allclose(one, two, atol=0.05)
+    # Later steps drift chaotically, by how much depends on the CPU's kernels:
+    # within 0.05 on one machine, up to 0.086 by step 12 on an AVX-512 one
+    # (the landed code, unchanged). Both curves must still fall alike.
+    np.testing.assert_allclose(one, two, atol=0.15)
+    assert one[-5:].mean() < one[:5].mean() - 0.2
+    assert two[-5:].mean() < two[:5].mean() - 0.2
     for h1, h2 in zip(out["one"]["history"], out["two"]["history"]):
         assert h1["count"] == h2["count"]
-        assert abs(h1["loss"] - h2["loss"]) < 0.02
+        assert abs(h1["loss"] - h2["loss"]) < 0.06
 
 
 @pytest.mark.slow
