@@ -3,7 +3,7 @@
 Command:
   make demo   # once, for a module
   zoo-benchmark --config=smoke --module=runs/demo/modules/resnet50_softmax_seed0
-Expected: rows for all seven evaluators in one run, about 80 s on 2 CPU
+Expected: rows for all seven evaluators in one run, about 50 s on 2 CPU
 cores for the demo's softmax module (measured: linear probe 0.87 and kNN
 0.83 on digits 5-9, the transfer task, chance 0.2; class separation R^2 0.32;
 fine-tuning 0.73 after only 100 steps; Chexpert mean AUC 0.996 on the digits
