@@ -68,8 +68,9 @@ class EvaluationContext:
         crop_fraction=extract.PROTOCOL_CROP_FRACTION,
         transform=None,
     ):
-        """Returns the FeatureSet of the module's `output` ("features" or
-        "logits") on `dataset`'s `split` (see `benchmark.extract.extract`)."""
+        """Returns the FeatureSet of the module's `output` ("features",
+        "logits" or "endpoint:NAME", a spatial endpoint averaged over its
+        grid) on `dataset`'s `split` (see `benchmark.extract.extract`)."""
         key = (
             id(dataset),
             split,

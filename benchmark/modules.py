@@ -47,6 +47,7 @@ DEFAULT_VALUE_RANGE = (0.0, 1.0)
 # The size used when a module declares none (the paper's and TF-Hub's usual).
 DEFAULT_IMAGE_SIZE = 224
 PROBE_BATCH = 4
+ENDPOINT_PREFIX = "endpoint:"
 INPUT_DTYPES = ("float32", "float16", "bfloat16", "float64", "uint8", "int32")
 
 
@@ -148,14 +149,45 @@ class Module:
             value = value["logits"] if "logits" in value else next(iter(value.values()))
         return tf.cast(value, tf.float32)
 
+    def endpoint_names(self):
+        """Returns the names of the module's `endpoints` signature outputs
+        (every block of zoo and imported authors' modules; [] without one)."""
+        fn = getattr(self.obj, "signatures", {}).get("endpoints")
+        if fn is None:
+            return []
+        return sorted(fn.structured_outputs)
+
+    def endpoint(self, name, images):
+        """Returns the [batch, d] float32 endpoint `name` of float images in
+        [0, 1]; a spatial [batch, h, w, c] endpoint is averaged over h and w."""
+        names = self.endpoint_names()
+        if name not in names:
+            raise ModuleError(
+                f"{self.handle} has no endpoint '{name}' (it has "
+                f"{', '.join(names) or 'no endpoints signature'})"
+            )
+        fn = self.obj.signatures["endpoints"]
+        (arg,) = list(fn.structured_input_signature[1])[:1]
+        value = tf.cast(fn(**{arg: self.prepare(images)})[name], tf.float32)
+        if value.shape.rank == 4:
+            value = tf.reduce_mean(value, axis=[1, 2])
+        return value
+
     def outputs(self, name):
         """Returns images -> [batch, d] of the named output: "features" (the
-        module's feature vector) or "logits"."""
+        module's feature vector), "logits", or "endpoint:NAME" (see
+        `endpoint`)."""
         if name == "features":
             return self.features
         if name == "logits":
             return self.logits
-        raise ValueError(f"unknown module output '{name}'; use features or logits")
+        if isinstance(name, str) and name.startswith(ENDPOINT_PREFIX):
+            endpoint = name[len(ENDPOINT_PREFIX) :]
+            return lambda images: self.endpoint(endpoint, images)
+        raise ValueError(
+            f"unknown module output '{name}'; use features, logits or "
+            f"{ENDPOINT_PREFIX}NAME"
+        )
 
     def fine_tuning_problem(self):
         """Returns why the module cannot be fine-tuned, or None if it can: it

@@ -23,6 +23,7 @@ import tensorflow as tf
 from zoo.provenance import code_version, sha256_tree
 
 METADATA_NAME = "metadata.json"
+EXPORT_SOURCES = ("zoo", "authors")
 MODEL_CARD_NAME = "README.md"
 IMAGE_SPEC = tf.TensorSpec([None, None, None, 3], tf.float32, name="images")
 # The input side of each architecture's full-size (ImageNet) configs.
@@ -217,9 +218,17 @@ def export_hub_module(model, objective, info, out_dir, name=None):
 
 def write_module(root, signatures, metadata, card, out_dir):
     """Saves `root` with `signatures`, metadata.json and the model card `card`
-    as `out_dir`, replaced atomically (a staging directory beside it is
-    renamed); returns (out_dir, sha256 of its tree)."""
+    as `out_dir` and returns (out_dir, sha256 of its tree).
+
+    `out_dir` may be new, an empty directory, or a module this project wrote
+    before (`is_module_export`), which is replaced atomically: the new module
+    is staged beside it and swapped in by renames. Anything else (a training
+    run, a home directory, any folder of other files) is refused with a
+    ValueError and left untouched: an export never deletes what it did not
+    create.
+    """
     out_dir = os.path.abspath(out_dir)
+    check_export_target(out_dir)
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
@@ -229,10 +238,59 @@ def write_module(root, signatures, metadata, card, out_dir):
             json.dump(metadata, f, indent=1, sort_keys=True)
         with open(os.path.join(staging, MODEL_CARD_NAME), "w") as f:
             f.write(card)
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
+        _swap_in(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir, sha256_tree(out_dir)
+
+
+def is_module_export(path):
+    """Returns whether `path` is a module written by zoo-export or the
+    authors' importer: saved_model.pb beside a metadata.json whose "source"
+    is "zoo" or "authors" and "format" is "saved_model_2"."""
+    try:
+        with open(os.path.join(path, METADATA_NAME)) as f:
+            metadata = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(metadata, dict)
+        and metadata.get("source") in EXPORT_SOURCES
+        and metadata.get("format") == "saved_model_2"
+        and os.path.isfile(os.path.join(path, "saved_model.pb"))
+    )
+
+
+def check_export_target(out_dir):
+    """Raises ValueError unless `out_dir` may be (re)written by an export."""
+    if os.path.islink(out_dir) or (
+        os.path.exists(out_dir) and not os.path.isdir(out_dir)
+    ):
+        raise ValueError(
+            f"--out={out_dir} exists and is not a directory; pass a new folder"
+        )
+    if not os.path.isdir(out_dir) or not os.listdir(out_dir):
+        return
+    if not is_module_export(out_dir):
+        raise ValueError(
+            f"refusing to replace {out_dir}: it holds files that are not a module "
+            "written by zoo-export; pass --out naming a new or empty folder"
+        )
+
+
+def _swap_in(staging, out_dir):
+    """Moves the complete `staging` folder to `out_dir`; a previous export
+    there is renamed aside first and removed only after the swap."""
+    if not os.path.isdir(out_dir):
+        os.replace(staging, out_dir)
+        return
+    aside = tempfile.mkdtemp(prefix=".replaced-", dir=os.path.dirname(out_dir))
+    os.rmdir(aside)
+    os.replace(out_dir, aside)
+    try:
+        os.replace(staging, out_dir)
+    except BaseException:
+        os.replace(aside, out_dir)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)

@@ -5,7 +5,9 @@ Example:
 The module directory holds the SavedModel, metadata.json and README.md (the
 model card); the command prints its sha256. With --archive it also writes
 <out>.tar.gz, the archive tensorflow_hub's resolver and zoo-pull download, and
-prints the archive's sha256 (what a catalog entry pins).
+prints the archive's sha256 (what a catalog entry pins). --out must be a new
+or empty folder, or a module zoo-export wrote before (replaced atomically);
+any other folder is refused and left untouched.
 """
 
 from absl import flags
@@ -21,9 +23,12 @@ flags.DEFINE_bool("archive", False, "Also write <out>.tar.gz and print its sha25
 
 def main(argv):
     del argv
-    from export.hub_module import export_hub_module
+    import os
+
+    from export.hub_module import check_export_target, export_hub_module
     from zoo.trainer import load_trained_model
 
+    check_export_target(os.path.abspath(FLAGS.out))  # Before any work.
     model, objective, info = load_trained_model(FLAGS.checkpoint)
     out_dir, sha = export_hub_module(model, objective, info, FLAGS.out, name=FLAGS.name)
     print(f"module: {out_dir}")

@@ -17,6 +17,7 @@ from export.hub_module import METADATA_NAME, MODEL_CARD_NAME, input_size_note
 from zoo.provenance import sha256_file, sha256_tree
 from zoo.trainer import TrainError, load_trained_model
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGES = np.random.RandomState(0).uniform(size=(4, 32, 32, 3)).astype(np.float32)
 LABELS = np.array([0, 1, 0, 1])
 
@@ -224,3 +225,45 @@ def test_benchmark_loader_reads_the_contract_and_rejects_bad_signatures(
     # a dict of outputs yields its feature-vector entry ("pre_logits" here)
     via_endpoints = load_module(exported_module[0], signature="endpoints")
     np.testing.assert_allclose(via_endpoints(images), module(images), atol=1e-5)
+
+
+def test_export_never_deletes_a_folder_it_did_not_write(trained_run, tmp_path):
+    """--out naming the training run, or any folder of other files, is refused
+    in one line before any work and left as it was; an earlier export is
+    replaced."""
+    before = sha256_tree(trained_run)
+    other = tmp_path / "home"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    for out in (trained_run, str(other)):
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "export.main",
+                f"--checkpoint={trained_run}",
+                f"--out={out}",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=300,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
+        assert result.returncode == 2, result.stderr[-2000:]
+        (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+        assert "refusing to replace" in line and "Traceback" not in result.stderr
+    assert sha256_tree(trained_run) == before
+    assert (other / "notes.txt").read_text() == "keep me"
+    assert sorted(os.listdir(tmp_path)) == ["home"]  # No staging left behind.
+
+    from export.hub_module import export_hub_module
+
+    model, objective, info = load_trained_model(trained_run)
+    out = tmp_path / "module"
+    first, _ = export_hub_module(model, objective, info, str(out))
+    (out / "stale.txt").write_text("from an earlier export")
+    again, sha = export_hub_module(model, objective, info, str(out))
+    assert again == first and not (out / "stale.txt").exists()
+    assert sha == sha256_tree(str(out))
+    assert sorted(os.listdir(tmp_path)) == ["home", "module"]

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 
+import numpy as np
 import pytest
 
 from benchmark import leaderboard
@@ -295,3 +296,28 @@ def test_messages_are_clipped_at_word_boundaries():
     assert clipped[: -len(" ...")] in text
     assert text.startswith(clipped[: -len(" ...")] + " ")  # Ends on a whole word.
     assert clip_words("short  message\n", 100) == "short message"
+
+
+@pytest.mark.slow  # exported_module trains a model first.
+def test_the_context_gives_cached_outputs_of_any_endpoint(exported_module, tmp_path):
+    from benchmark.context import EvaluationContext
+
+    module = load_module(exported_module[0])
+    names = module.endpoint_names()
+    assert {"stem", "pre_logits", "logits"} <= set(names)
+    context = EvaluationContext(
+        module, cache_dir=str(tmp_path / "cache"), report=lambda line: None
+    )
+    data = context.dataset("digits_5to9")
+    features = context.features(data, "test", max_per_class=5)
+    pre_logits = context.features(
+        data, "test", max_per_class=5, output="endpoint:pre_logits"
+    )
+    np.testing.assert_allclose(pre_logits.features, features.features, atol=1e-5)
+    stem = context.features(data, "test", max_per_class=5, output="endpoint:stem")
+    assert stem.features.shape[0] == 25 and stem.features.shape[1] < 64
+    logits = context.features(data, "test", max_per_class=5, output="logits")
+    assert logits.features.shape == (25, 5)
+    assert len(os.listdir(tmp_path / "cache")) == 4  # One entry per output.
+    with pytest.raises(ModuleError, match="no endpoint 'block9'.*pre_logits"):
+        context.features(data, "test", max_per_class=5, output="endpoint:block9")
