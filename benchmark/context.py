@@ -39,7 +39,7 @@ class EvaluationContext:
     ):
         self.module = module
         self.data_dir = data_dir
-        self.cache = extract.FeatureCache(cache_dir) if cache_dir else None
+        self.cache = extract.FeatureCache(cache_dir, report) if cache_dir else None
         self.batch_size = batch_size
         self.strategy = strategy
         self.report = report

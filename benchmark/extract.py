@@ -21,6 +21,7 @@ function of the fingerprint and it), the preprocessing, the transform and the
 code version. Entries are written to a temporary file and renamed.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -89,30 +90,65 @@ def cache_key(
 class FeatureCache:
     """A directory of FeatureSets, one `<key>.npz` per (module, split, ...).
 
+    Every entry stores its own key and a sha256 of its arrays; an entry that
+    does not load, holds another key (a file copied under the wrong name) or
+    fails its checksum (truncated, flipped bytes) is removed, reported and
+    recomputed, never used. Temporary files of writers that died (kill -9)
+    are removed when the cache is opened.
+
     Args:
       directory: where entries live (created on the first write).
+      report: receives one-line notes about removed entries.
     """
 
-    def __init__(self, directory):
+    def __init__(self, directory, report=print):
+        if os.path.exists(directory) and not os.path.isdir(directory):
+            raise ValueError(
+                f"feature cache {directory} is a file, not a directory; pass "
+                "--cache_dir naming a folder"
+            )
         self.directory = directory
+        self.report = report
+        self._remove_orphans()
 
     def path(self, key):
         """Returns the file of entry `key`."""
         return os.path.join(self.directory, f"{key}.npz")
 
     def load(self, key):
-        """Returns the FeatureSet stored under `key`, or None."""
+        """Returns the FeatureSet stored under `key`, or None (absent, or
+        invalid and removed)."""
         path = self.path(key)
         if not os.path.isfile(path):
             return None
-        with np.load(path) as cached:
-            return FeatureSet(cached["features"], cached["labels"], cached["ids"])
+        try:
+            with np.load(path, allow_pickle=False) as cached:
+                features = FeatureSet(
+                    cached["features"], cached["labels"], cached["ids"]
+                )
+                stored_key = str(cached["entry_key"])
+                stored_sum = str(cached["checksum"])
+        except Exception as error:  # noqa: BLE001 - any unreadable entry is a miss
+            return self._discard(path, f"unreadable ({type(error).__name__})")
+        if stored_key != key:
+            return self._discard(path, "holds another entry's key")
+        if stored_sum != _checksum(features):
+            return self._discard(path, "fails its checksum")
+        return features
+
+    def _discard(self, path, why):
+        """Removes an invalid entry; returns None (a cache miss)."""
+        self.report(f"[features] cache entry {path} {why}; recomputing it")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return None
 
     def save(self, key, features, parts):
-        """Writes `features` (and the key's `parts`, for provenance) atomically:
-        to a temporary file in the same directory, then os.replace."""
+        """Writes `features`, the key, its `parts` (for provenance) and the
+        checksum atomically: to a temporary file in the same directory, then
+        os.replace."""
         os.makedirs(self.directory, exist_ok=True)
-        tmp = f"{self.path(key)}.tmp-{os.getpid()}.npz"
+        tmp = f"{self.path(key)}{TMP_MARK}{os.getpid()}.npz"
         try:
             np.savez(
                 tmp,
@@ -120,11 +156,49 @@ class FeatureCache:
                 labels=features.labels,
                 ids=features.ids,
                 key=json.dumps(parts, sort_keys=True),
+                entry_key=key,
+                checksum=_checksum(features),
             )
             os.replace(tmp, self.path(key))
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+
+    def _remove_orphans(self):
+        """Removes temporary files whose writing process no longer runs."""
+        if not os.path.isdir(self.directory):
+            return
+        for name in os.listdir(self.directory):
+            if TMP_MARK not in name:
+                continue
+            pid = name.rsplit(TMP_MARK, 1)[1].split(".")[0]
+            if pid.isdigit() and not _running(int(pid)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.directory, name))
+
+
+TMP_MARK = ".tmp-"
+
+
+def _running(pid):
+    """Returns whether process `pid` exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _checksum(features):
+    """Returns the sha256 of a FeatureSet's arrays (values, dtypes, shapes)."""
+    digest = hashlib.sha256()
+    for array in (features.features, features.labels, features.ids):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def extract(

@@ -119,6 +119,10 @@ def make_row(**fields):
 
 def read_rows(path):
     """Returns the rows of the leaderboard at `path` ([] if it does not exist)."""
+    if os.path.isdir(path):
+        raise LeaderboardError(
+            f"leaderboard {path} is a directory; pass --leaderboard=FILE.csv"
+        )
     if not os.path.exists(path):
         return []
     with open(path, newline="") as f:
@@ -152,14 +156,48 @@ def append_rows(path, rows):
     by KEY_COLUMNS (later rows win and move to the end) and written to a temp
     file in the same directory, fsynced and renamed over `path` (os.replace),
     so readers never see a partial file and concurrent writers lose nothing.
+    A symlinked path acts on its target (`writable_path`).
     """
     new_rows = _dedupe([make_row(**row) for row in rows])
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    path = writable_path(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     with _locked(path):
         merged = _dedupe(read_rows(path) + new_rows)
         _write_atomic(path, merged)
     return len(new_rows)
+
+
+def writable_path(path):
+    """Returns the real file a leaderboard path names, after checking that it
+    can be replaced: symlinks are resolved (the lock and the atomic rename
+    then act on the file every name shares, so writers through a link and
+    through the file serialise and the link stays a link); a directory, a
+    read-only file or a folder that cannot be written is a LeaderboardError
+    naming the fix."""
+    real = os.path.realpath(os.path.expanduser(path))
+    if os.path.isdir(real):
+        raise LeaderboardError(
+            f"leaderboard {path} is a directory; pass --leaderboard=FILE.csv"
+        )
+    # The mode bits, not os.access: root may write anything, yet a file made
+    # read-only says "do not replace me" to every user.
+    if os.path.exists(real) and not (
+        os.stat(real).st_mode & 0o222 and os.access(real, os.W_OK)
+    ):
+        raise LeaderboardError(
+            f"leaderboard {path} is read-only; make it writable (chmod u+w) or "
+            "pass --leaderboard naming another file"
+        )
+    parent = os.path.dirname(real)
+    existing = parent
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        raise LeaderboardError(
+            f"cannot write the leaderboard's folder {existing}; pass "
+            "--leaderboard naming a file in a writable folder"
+        )
+    return real
 
 
 def paper_rows(csv_path):

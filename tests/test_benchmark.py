@@ -249,7 +249,7 @@ def _pixel_module(image_size=4, value_range=(0.0, 1.0), nan_on_call=None):
 
 def _extract_splits(module, dataset, splits, cache_dir, report=lambda s: None):
     """Returns {split: FeatureSet} through the harness's cached extraction."""
-    cache = extract.FeatureCache(cache_dir)
+    cache = extract.FeatureCache(cache_dir, report)
     return {
         split: extract.extract(module, dataset, split, cache=cache, report=report)
         for split in splits
@@ -489,3 +489,62 @@ def test_leaderboard_cli_writes_the_plot(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "| rank" in result.stdout and "reported modules written" in result.stdout
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_corrupt_or_wrong_cache_entries_are_recomputed(tmp_path):
+    dataset = load_dataset(_image_folder(tmp_path / "folder"))
+    cache_dir = tmp_path / "cache"
+    module, calls = _pixel_module()
+    fresh = _extract_splits(module, dataset, ["train", "test"], str(cache_dir))
+    assert len(calls) == 2
+    entries = {}
+    for name in os.listdir(cache_dir):
+        with np.load(cache_dir / name) as stored:
+            entries['"split": "train"' in str(stored["key"])] = cache_dir / name
+    train_entry, test_entry = entries[True], entries[False]
+
+    def damage(how):
+        if how == "truncated":
+            data = train_entry.read_bytes()
+            train_entry.write_bytes(data[: len(data) // 2])
+        elif how == "flipped":  # A valid archive whose values changed.
+            with np.load(train_entry) as stored:
+                arrays = dict(stored)
+            arrays["features"] = arrays["features"] + 1.0
+            np.savez(train_entry, **arrays)
+        elif how == "swapped":  # Another split's valid entry under this name.
+            train_entry.write_bytes(test_entry.read_bytes())
+
+    for how in ("truncated", "flipped", "swapped"):
+        damage(how)
+        lines = []
+        again = _extract_splits(
+            module, dataset, ["train"], str(cache_dir), lines.append
+        )
+        assert any("recomputing" in line for line in lines), how
+        np.testing.assert_array_equal(again["train"].features, fresh["train"].features)
+        np.testing.assert_array_equal(again["train"].ids, fresh["train"].ids)
+    assert len(calls) == 5  # One fresh extraction per damaged entry.
+    lines = []
+    _extract_splits(module, dataset, ["train", "test"], str(cache_dir), lines.append)
+    assert len(calls) == 5 and all("from cache" in line for line in lines)
+
+
+def test_orphan_temporaries_are_removed_and_a_file_is_no_cache(tmp_path):
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    orphan = cache_dir / f"abc.npz.tmp-{dead}.npz"
+    live = cache_dir / f"def.npz.tmp-{os.getpid()}.npz"
+    for path in (orphan, live):
+        path.write_bytes(b"partial")
+    extract.FeatureCache(str(cache_dir), report=lambda line: None)
+    assert not orphan.exists() and live.exists()
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a directory"):
+        extract.FeatureCache(str(not_a_folder))

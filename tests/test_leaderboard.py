@@ -288,3 +288,38 @@ def test_ranked_table_by_dataset_and_evaluation():
     assert [line[-1] for line in by_r2][:2] == ["h/c", "h/a"]
     with pytest.raises(LeaderboardError, match="evaluations present"):
         leaderboard.ranked_table(rows, rank_by="fine_tune")
+
+
+def test_writers_through_a_symlink_and_the_file_lose_nothing(tmp_path):
+    real = tmp_path / "data" / "lb.csv"
+    real.parent.mkdir()
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_append_worker, args=(str(p), w))
+        for w, p in enumerate([real, link, real, link])
+    ]
+    for p in workers:
+        p.start()
+    for p in workers:
+        p.join(timeout=120)
+    assert [p.exitcode for p in workers] == [0] * 4
+    assert len(leaderboard.read_rows(str(real))) == 100
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert sorted(os.listdir(tmp_path)) == ["data", "link.csv"]
+
+
+def test_read_only_and_directory_leaderboards_are_refused(tmp_path):
+    path = tmp_path / "lb.csv"
+    leaderboard.append_rows(str(path), [_row()])
+    before = path.read_bytes()
+    path.chmod(0o444)  # Refused for root too: the mode bits say read-only.
+    try:
+        with pytest.raises(LeaderboardError, match="read-only") as error:
+            leaderboard.append_rows(str(path), [_row(dataset="other")])
+    finally:
+        path.chmod(0o644)
+    assert path.read_bytes() == before and "\n" not in str(error.value)
+    with pytest.raises(LeaderboardError, match="is a directory"):
+        leaderboard.append_rows(str(tmp_path), [_row()])

@@ -314,3 +314,24 @@ def test_check_features_on_hand_made_arrays():
     with pytest.raises(ModuleError, match="not \\[batch, features\\]"):
         modules.check_features(np.zeros(3, np.float32), "m")
     modules.check_features(np.ones((1, 2), np.float32), "m")  # One image.
+
+
+@pytest.mark.parametrize("kind", ["symlink_to_dev_zero", "fifo", "dir_symlink"])
+def test_links_and_special_files_are_refused_without_opening_them(tmp_path, kind):
+    path = save_module(tmp_path / "m")
+    if kind == "symlink_to_dev_zero":
+        (path / "variables" / "extra.data").symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(path / "assets.fifo")
+    else:
+        (path / "elsewhere").symlink_to(tmp_path)
+    with pytest.raises(ModuleError, match="may hold only regular files") as error:
+        modules.resolve_handle(str(path))  # Would hang if it opened the FIFO.
+    assert "\n" not in str(error.value)
+    from zoo.provenance import sha256_tree
+
+    if kind == "fifo":
+        with pytest.raises(ValueError, match="not a regular file"):
+            sha256_tree(str(path))
+    else:
+        assert len(sha256_tree(str(path))) == 64  # Hashes the link, not its target.

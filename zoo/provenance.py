@@ -6,6 +6,7 @@ import functools
 import hashlib
 import os
 import platform
+import stat
 import subprocess
 
 PACKAGE_VERSION = "0.1.0"
@@ -91,14 +92,34 @@ def sha256_file(path, chunk_size=1 << 20):
 
 
 def sha256_tree(root):
-    """Returns a hex sha256 over every file below `root`: relative path and bytes,
-    in sorted order, so equal trees hash equal wherever they live."""
+    """Returns a hex sha256 over every entry below `root`: relative path and
+    content, in sorted order, so equal trees hash equal wherever they live.
+
+    Nothing is followed or opened but regular files: a symlink contributes
+    its target text, and a FIFO, socket or device raises ValueError naming it
+    (opening one could block forever or never end).
+    """
     digest = hashlib.sha256()
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
-        for name in sorted(filenames):
+        entries = sorted(filenames + [d for d in dirnames if _is_link(dirpath, d)])
+        for name in entries:
             path = os.path.join(dirpath, name)
             rel = os.path.relpath(path, root).replace(os.sep, "/")
+            mode = os.lstat(path).st_mode
+            if stat.S_ISLNK(mode):
+                content = "link:" + os.readlink(path)
+            elif stat.S_ISREG(mode):
+                content = sha256_file(path)
+            else:
+                raise ValueError(
+                    f"{path} is not a regular file (a FIFO, socket or device); "
+                    "remove it"
+                )
             digest.update(rel.encode() + b"\0")
-            digest.update(sha256_file(path).encode() + b"\0")
+            digest.update(content.encode() + b"\0")
     return digest.hexdigest()
+
+
+def _is_link(dirpath, name):
+    return os.path.islink(os.path.join(dirpath, name))
