@@ -254,6 +254,8 @@ def _cli(*args):
         (["--config=local"], "pass --datasets"),
         (["--set=chexpert.data=chexpert:/nonexistent"], "is not a directory"),
         (["--image_size=-8"], "--image_size must be positive"),
+        (["--leaderboard=/"], "is a directory"),
+        (["--cache_dir=/etc/hostname", "--evaluations=knn"], "is a file, not"),
     ],
 )
 def test_cli_bad_config_input_is_one_line(tmp_path, args, message):
@@ -264,6 +266,8 @@ def test_cli_bad_config_input_is_one_line(tmp_path, args, message):
     assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert not board.exists()
+    # TensorFlow's start-up lines stay out of a normal run: stderr is the error.
+    assert result.stderr.strip().splitlines() == errors
 
 
 # ------------------------------------------------------------------ errors

@@ -9,8 +9,34 @@ HELP_ARGS = ("-h", "--help", "-?", "--helpshort")
 
 
 def quiet_tensorflow():
-    """Hides TensorFlow's C++ start-up chatter unless the user asked for it."""
+    """Hides TensorFlow's C++ start-up chatter unless the user asked for it.
+
+    TF_CPP_MIN_LOG_LEVEL=3 silences TensorFlow's own logging, but the lines
+    printed while TensorFlow loads ("All log messages before
+    absl::InitializeLog()", oneDNN and cudart_stub notes) come before that
+    setting is read. So TensorFlow is imported here with file descriptor 2
+    pointed at a temporary file; what it wrote is shown only if the import
+    fails. TF_CPP_MIN_LOG_LEVEL=0, 1 or 2 in the environment keeps every line.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if os.environ["TF_CPP_MIN_LOG_LEVEL"] != "3" or "tensorflow" in sys.modules:
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def print_help(module):
@@ -26,13 +52,13 @@ def print_help(module):
 def run_main(main):
     """Runs an absl `main`: --help exits 0 with the entry point's own flags,
     user errors become `error: ...` on one line and exit status 2."""
-    quiet_tensorflow()
     from absl import app, flags, logging
 
     module = sys.modules[main.__module__]
     if any(arg in HELP_ARGS for arg in sys.argv[1:]):
         print_help(module)
         sys.exit(0)
+    quiet_tensorflow()
 
     def guarded(argv):
         if not flags.FLAGS["verbosity"].present:  # TF's INFO lines drown progress
