@@ -307,7 +307,13 @@ def _cell(column, value):
         return _finite_repr(value)
     if isinstance(value, float):
         return repr(value)
-    return str(value)
+    text = str(value)
+    if any(c in text for c in "\0\r\n"):
+        raise LeaderboardError(
+            f"{column} holds a NUL byte or a line break ({text[:40]!r}); "
+            "leaderboard cells are single-line text"
+        )
+    return text
 
 
 def _canonical_json(column, value):

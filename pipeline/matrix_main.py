@@ -22,6 +22,7 @@ flags.DEFINE_string("workdir", "runs/matrix", "Root of runs and modules.")
 flags.DEFINE_integer("epochs", None, "Override: epochs of every run.")
 flags.DEFINE_integer("max_per_class", None, "Override: images per class cap.")
 flags.DEFINE_string("dataset", None, "Override: training dataset spec.")
+flags.DEFINE_integer("image_size", None, "Override: resolution of every run.")
 flags.DEFINE_bool("export", True, "Export each run as a TF-Hub module.")
 flags.DEFINE_bool("archive", False, "Also write each module as a .tar.gz.")
 flags.DEFINE_string(
@@ -48,7 +49,7 @@ def main(argv):
         raise ValueError(f"--seeds must be integers, got {FLAGS.seeds}") from None
     overrides = {
         k: FLAGS[k].value
-        for k in ("epochs", "max_per_class", "dataset")
+        for k in ("epochs", "max_per_class", "dataset", "image_size")
         if FLAGS[k].value is not None
     }
     matrix = MatrixConfig(

@@ -112,3 +112,17 @@ def test_export_rejects_a_path_that_is_not_a_checkpoint(tmp_path):
     result = run("zoo-export", f"--checkpoint={tmp_path}", f"--out={out}")
     assert_one_line_error(result, "not a training checkpoint")
     assert not out.exists()
+
+
+def test_a_too_small_image_for_inception_names_the_minimum(tmp_path):
+    result = run(
+        "zoo-matrix",
+        "--config=digits",
+        "--archs=inception_v3",
+        f"--workdir={tmp_path / 'matrix'}",
+    )
+    assert result.returncode == 2
+    assert_one_line_error(
+        result, "inception_v3 needs images of at least 75 px", "--image_size=75"
+    )
+    assert "File " not in result.stderr and not (tmp_path / "matrix").exists()

@@ -323,3 +323,12 @@ def test_read_only_and_directory_leaderboards_are_refused(tmp_path):
     assert path.read_bytes() == before and "\n" not in str(error.value)
     with pytest.raises(LeaderboardError, match="is a directory"):
         leaderboard.append_rows(str(tmp_path), [_row()])
+
+
+@pytest.mark.parametrize("field", ["handle", "dataset", "objective"])
+def test_nul_bytes_and_line_breaks_never_reach_the_csv(tmp_path, field):
+    path = tmp_path / "lb.csv"
+    for bad in ("a\0b", "a\nb", "a\rb"):
+        with pytest.raises(LeaderboardError, match="NUL byte or a line break"):
+            leaderboard.append_rows(str(path), [_row(**{field: bad})])
+    assert not path.exists()

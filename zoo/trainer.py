@@ -112,7 +112,13 @@ def validate_config(config):
     Returns (objective, dataset).
     """
     objective = create_objective(config.objective, **config.objective_hparams)
-    ARCHITECTURES.get(config.arch)
+    minimum = getattr(ARCHITECTURES.get(config.arch), "min_image_size", 1)
+    if config.image_size < minimum:
+        raise TrainError(
+            f"{config.arch} needs images of at least {minimum} px and this config "
+            f"trains at {config.image_size}; pass --image_size={minimum} (or "
+            "more), or another architecture"
+        )
     for field in ("global_batch_size", "epochs", "steps_per_call", "eval_batch_size"):
         if getattr(config, field) <= 0:
             raise TrainError(f"{field} must be positive, got {getattr(config, field)}")

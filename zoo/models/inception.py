@@ -238,3 +238,8 @@ def inception_v3(
     if aux_head:
         endpoints["aux_logits"] = _aux_head(b, endpoints["mixed7"], aux_classes)
     return keras.Model(images, endpoints, name=name)
+
+
+# The smallest side the architecture accepts (its stride-2 'valid' convolutions
+# leave no grid below it); zoo.trainer.validate_config checks configs by it.
+inception_v3.min_image_size = MIN_IMAGE_SIZE
