@@ -35,7 +35,7 @@ from benchmark.features import FeatureSet
 from benchmark.modules import ModuleError, check_feature_type, check_features
 from zoo import data as zoo_data
 from zoo.data.base import DatasetError, clip_words, short_message
-from zoo.provenance import code_version
+from zoo.provenance import code_version, process_alive
 
 PROTOCOL_CROP_FRACTION = 1.0
 PROGRESS_SECONDS = 10.0
@@ -172,23 +172,12 @@ class FeatureCache:
             if TMP_MARK not in name:
                 continue
             pid = name.rsplit(TMP_MARK, 1)[1].split(".")[0]
-            if pid.isdigit() and not _running(int(pid)):
+            if pid.isdigit() and not process_alive(int(pid)):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(self.directory, name))
 
 
 TMP_MARK = ".tmp-"
-
-
-def _running(pid):
-    """Returns whether process `pid` exists."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _checksum(features):

@@ -38,7 +38,7 @@ import urllib.request
 import uuid
 
 from export.archive import ARCHIVE_SUFFIXES, ArchiveError, safe_extract
-from zoo.provenance import sha256_file
+from zoo.provenance import process_alive, sha256_file
 
 CATALOG_VERSION = 1
 CATALOG_ENV = "ZOO_CATALOG"
@@ -177,16 +177,6 @@ def _is_module(path):
     return os.path.isfile(os.path.join(path, "saved_model.pb"))
 
 
-def _process_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_stale_staging(cache_dir):
     """Deletes the .tmp folders that pulls killed mid-way left in `cache_dir`
     (their process no longer runs) and returns how many it deleted."""
@@ -197,7 +187,7 @@ def clean_stale_staging(cache_dir):
         return 0
     for name in names:
         match = _STAGING.match(name)
-        if match and not _process_alive(int(match["pid"])):
+        if match and not process_alive(int(match["pid"])):
             shutil.rmtree(os.path.join(cache_dir, name), ignore_errors=True)
             removed += 1
     return removed

@@ -82,6 +82,18 @@ def utc_timestamp():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+def process_alive(pid):
+    """Returns whether process `pid` exists (used to tell a live writer's
+    temporary files from those of one that was killed)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # It exists, under another user.
+        return True
+    return True
+
+
 def sha256_file(path, chunk_size=1 << 20):
     """Returns the hex sha256 of a file's bytes."""
     digest = hashlib.sha256()
