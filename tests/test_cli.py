@@ -126,3 +126,19 @@ def test_a_too_small_image_for_inception_names_the_minimum(tmp_path):
         result, "inception_v3 needs images of at least 75 px", "--image_size=75"
     )
     assert "File " not in result.stderr and not (tmp_path / "matrix").exists()
+
+
+@pytest.mark.parametrize(
+    "flag, fragment",
+    [
+        ("--base_learning_rate=-0.1", "base_learning_rate must be a finite number > 0"),
+        ("--base_learning_rate=1e9", "such a run diverges"),
+        ("--objective_hparams=[1,2]", "must be a JSON object"),
+    ],
+)
+def test_train_refuses_learning_rates_that_cannot_work(tmp_path, flag, fragment):
+    workdir = tmp_path / "run"
+    result = run("zoo-train", "--config=digits", f"--workdir={workdir}", flag)
+    assert result.returncode == 2
+    assert_one_line_error(result, fragment)
+    assert "Traceback" not in result.stderr and not workdir.exists()

@@ -91,6 +91,11 @@ def config_from_flags():
             overrides["objective_hparams"] = json.loads(FLAGS.objective_hparams)
         except json.JSONDecodeError as e:
             raise ValueError(f"--objective_hparams is not valid JSON: {e}") from None
+        if not isinstance(overrides["objective_hparams"], dict):
+            raise ValueError(
+                "--objective_hparams must be a JSON object such as "
+                f"'{{\"tau\": 0.05}}', got {FLAGS.objective_hparams}"
+            )
     return config.replace(**overrides)
 
 

@@ -46,6 +46,10 @@ HISTORY_NAME = "history.json"
 CHECKPOINT_DIR = "checkpoints"
 
 
+# Learning rates per 256 images above this diverge for every objective here.
+MAX_BASE_LEARNING_RATE = 100.0
+
+
 class TrainError(ValueError):
     """A run that cannot start or go on; the message says why and what to do."""
 
@@ -122,6 +126,20 @@ def validate_config(config):
     for field in ("global_batch_size", "epochs", "steps_per_call", "eval_batch_size"):
         if getattr(config, field) <= 0:
             raise TrainError(f"{field} must be positive, got {getattr(config, field)}")
+    for field in ("base_learning_rate", "weight_decay", "momentum"):
+        value = getattr(config, field)
+        low_ok = value > 0 if field == "base_learning_rate" else value >= 0
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and low_ok):
+            raise TrainError(
+                f"{field} must be a finite number "
+                f"{'> 0' if field == 'base_learning_rate' else '>= 0'}, got {value}"
+            )
+    if config.base_learning_rate > MAX_BASE_LEARNING_RATE:
+        raise TrainError(
+            f"base_learning_rate {config.base_learning_rate} is beyond "
+            f"{MAX_BASE_LEARNING_RATE} per 256 images (the paper's is 0.1); such a "
+            "run diverges. Pass a smaller --base_learning_rate"
+        )
     if not 0.0 <= config.holdout_fraction < 1.0:
         raise TrainError("holdout_fraction must be in [0, 1)")
     if not 0.0 <= config.ema_decay < 1.0:
