@@ -16,17 +16,21 @@ data and settings; --set=KEY=VALUE overrides a config field (max_per_class=50,
 datasets=a,b) or an evaluator setting (EVALUATOR.ARG=VALUE, the value read as
 JSON when it parses); docs/protocols.md lists the configs. A module is a
 SavedModel directory, a .tar.gz archive, a catalog name or an http(s)/gs://
-URL resolved through tensorflow_hub (TFHUB_CACHE_DIR). Its input size, dtype
-and value range come from what it declares (--image_size, --value_range,
---signature and --output override them). Modules holding file-system,
-network or Python ops are refused before anything runs. An evaluator that
-needs what the module lacks (logits, fine-tuning) is skipped with a note;
-each evaluator's rows are appended when it finishes.
+URL, fetched into tensorflow_hub's cache (TFHUB_CACHE_DIR) within
+--max_module_mb and --download_deadline_s and rehashed on every use. Its
+input size, dtype and value range come from what it declares (--image_size,
+--value_range, --signature and --output override them). Modules holding
+any op outside the allowlist of pure image-module ops are refused before
+anything runs. An evaluator that needs what the module lacks (logits,
+fine-tuning) is skipped with a note; each evaluator's rows are appended when
+it finishes.
 """
 
 from absl import flags
 
 from benchmark.configs import list_configs
+from export import fetch
+from export.fetch import define_flags as define_fetch_flags
 from zoo.cli import run_main
 
 FLAGS = flags.FLAGS
@@ -75,6 +79,8 @@ flags.DEFINE_string(
     "images in [0, 1] are rescaled to it.",
 )
 flags.DEFINE_string("data_dir", None, "Prepared TFDS data directory.")
+define_fetch_flags()
+flags.adopt_module_key_flags(fetch)
 flags.DEFINE_string(
     "strategy", "default", "tf.distribute strategy for fine-tuning (zoo.distribute)."
 )
@@ -99,8 +105,10 @@ def main(argv):
     from benchmark import leaderboard
     from benchmark.harness import prepare, run_benchmark
     from benchmark.modules import parse_value_range
+    from export.fetch import set_limits
     from zoo.distribute import create_strategy
 
+    set_limits(FLAGS.max_module_mb, FLAGS.download_deadline_s)
     leaderboard.read_rows(FLAGS.leaderboard)  # a foreign header fails before work
     config = config_from_flags()
     prepare(config, FLAGS.evaluations)  # bad settings fail before the module loads

@@ -1,9 +1,12 @@
 """Loads any image module and discovers its input contract: the one module type.
 
 A handle is one of
-  * an http(s):// or gs:// URL, resolved by tensorflow_hub (TFHUB_CACHE_DIR);
-  * a catalog name or a local .tar.gz archive, resolved by `export.catalog`
-    (which unpacks archives safely) when that package is installed;
+  * a catalog name or handle, or a local .tar.gz archive, resolved by
+    `export.catalog` (pinned by sha256, rehashed on every use);
+  * an http(s):// URL or a gs://....tar.gz, fetched by `export.fetch` into
+    tensorflow_hub's cache (TFHUB_CACHE_DIR): bounded in size and time,
+    refused unless it is a module archive, and rehashed against what was
+    verified on every use; a gs:// folder is read through tensorflow_hub;
   * a local SavedModel directory.
 Before anything from the module runs, its graph is scanned for file-system,
 network and Python ops (`benchmark.safety`); a module holding one is refused.
@@ -237,17 +240,12 @@ def _local_directory(handle):
     """Returns the local directory `handle` names, fetched or unpacked."""
     if not isinstance(handle, str) or not handle:
         raise ModuleError("empty module handle; pass --module=PATH_OR_URL")
-    if handle.startswith(URL_PREFIXES):
-        return _fetch(handle)
     resolved = _resolve_in_catalog(handle)
     if resolved:
         return os.fspath(resolved)
+    if handle.startswith(URL_PREFIXES):
+        return _fetch(handle)
     path = os.path.abspath(os.path.expanduser(handle))
-    if handle.endswith(ARCHIVE_SUFFIXES) and os.path.isfile(path):
-        raise ModuleError(
-            f"{handle} is an archive and export.catalog, which unpacks archives "
-            "safely, is not installed; unpack it (tar -xzf) and pass the directory"
-        )
     if not os.path.exists(path):
         raise ModuleError(
             f"module {handle} not found; pass a SavedModel directory, a .tar.gz "
@@ -262,13 +260,27 @@ def _local_directory(handle):
 
 
 def _fetch(url):
-    """Returns the local directory of a module URL, via tensorflow_hub's cache."""
-    import tensorflow_hub as hub
+    """Returns the local directory of a module URL: archives and http(s)
+    handles through export.fetch (bounded, timed, verified on every use), a
+    gs:// folder through tensorflow_hub."""
+    from export import fetch
+    from export.archive import ArchiveError
+    from export.catalog import tfhub_cache_dir
 
+    if url.startswith("gs://") and not url.endswith(ARCHIVE_SUFFIXES):
+        import tensorflow_hub as hub
+
+        try:
+            return hub.resolve(url)
+        except Exception as e:  # noqa: BLE001 - classified below, one line each
+            raise ModuleError(
+                f"cannot fetch {url}: {describe_fetch_error(e)}"
+            ) from None
+    report = lambda line: print(f"[module] {line}", flush=True)  # noqa: E731
     try:
-        return hub.resolve(url)
-    except Exception as e:  # noqa: BLE001 - classified below, one line each
-        raise ModuleError(f"cannot fetch {url}: {describe_fetch_error(e)}") from None
+        return fetch.fetch_module(url, tfhub_cache_dir(), report=report)
+    except (fetch.FetchError, ArchiveError) as e:
+        raise ModuleError(str(e)) from None
 
 
 def describe_fetch_error(error):
@@ -292,15 +304,14 @@ def describe_fetch_error(error):
 
 
 def _resolve_in_catalog(handle):
-    """Returns export.catalog's directory for `handle`, or None (not a catalog
-    name or archive, or export.catalog not installed)."""
+    """Returns export.catalog's directory for `handle`, or None when it is not
+    a catalog name or handle nor a local archive."""
+    from export.catalog import CatalogError, resolve_catalog_handle
+
     try:
-        from export.catalog import resolve_catalog_handle
-    except ModuleNotFoundError as e:
-        if e.name in ("export", "export.catalog"):
-            return None
-        raise
-    return resolve_catalog_handle(handle)
+        return resolve_catalog_handle(handle)
+    except CatalogError as e:
+        raise ModuleError(str(e)) from None
 
 
 def check_module_safety(path, handle):

@@ -19,6 +19,10 @@ import zlib
 from zoo.provenance import sha256_file
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
+# Extraction limits: what a module archive may expand to. The byte limit is a
+# default of the callers (export.fetch.FetchLimits); these two are fixed.
+MAX_MEMBERS = 100_000
+MAX_DEPTH = 32
 _FILE_MODE = 0o644
 _DIR_MODE = 0o755
 _COPY_CHUNK = 1 << 20
@@ -103,63 +107,123 @@ def pack_module(module_dir, out_path):
 
 
 def _check_member(member, archive_path):
-    """Raises ArchiveError unless `member` is a plain file or folder whose
-    name stays inside the destination."""
+    """Raises ArchiveError unless `member` is a plain, non-sparse file or a
+    folder whose name stays inside the destination, at most MAX_DEPTH deep."""
     name = member.name
     where = f"{archive_path}: member {name!r}"
     if not (member.isfile() or member.isdir()):
         kind = "link" if member.issym() or member.islnk() else "special file"
         raise ArchiveError(f"refusing {where}: it is a {kind}")
+    if member.issparse():
+        raise ArchiveError(
+            f"refusing {where}: it is a sparse file (its holes would be written "
+            "out in full); module archives hold only plain files"
+        )
     if name.startswith(("/", "\\")) or pathlib.PureWindowsPath(name).drive:
         raise ArchiveError(f"refusing {where}: absolute path")
-    parts = pathlib.PurePosixPath(name.replace("\\", "/")).parts
+    parts = _parts(name)
     if ".." in parts:
         raise ArchiveError(f"refusing {where}: '..' leaves the destination")
-    if not parts:
+    if not parts and not member.isdir():
         raise ArchiveError(f"refusing {where}: empty name")
+    if len(parts) > MAX_DEPTH or any(len(p.encode()) > 255 for p in parts):
+        raise ArchiveError(
+            f"refusing {archive_path}: a member is nested deeper than {MAX_DEPTH} "
+            "folders or has a name over 255 bytes"
+        )
 
 
-def check_archive(archive_path):
+def _parts(name):
+    """Returns the path components of a member name, without '.' ones."""
+    path = pathlib.PurePosixPath(name.replace("\\", "/"))
+    return tuple(p for p in path.parts if p != ".")
+
+
+def _limit_error(archive_path, max_bytes):
+    return ArchiveError(
+        f"refusing {archive_path}: it expands to more than {max_bytes:,} bytes, "
+        "the extraction limit; if the module really is that large, raise the "
+        "limit (--max_module_mb or ZOO_MAX_MODULE_MB)"
+    )
+
+
+def check_archive(archive_path, max_bytes=None, require_module=False):
     """Returns the archive's members after checking each one (see
-    `safe_extract`); raises ArchiveError on the first unsafe or unreadable one."""
+    `safe_extract`); raises ArchiveError on the first unsafe or unreadable one.
+
+    Members are read one at a time, so an archive that would expand past
+    `max_bytes` is refused at the first member that crosses it, before the
+    rest of the stream is even decompressed.
+    """
+    members, seen, total = [], set(), 0
     try:
         with tarfile.open(archive_path, mode="r:*") as tar:
-            members = tar.getmembers()
-    except (tarfile.TarError, EOFError, OSError) as e:
+            for member in tar:
+                _check_member(member, archive_path)
+                parts = _parts(member.name)
+                if parts in seen and not member.isdir():
+                    raise ArchiveError(
+                        f"refusing {archive_path}: member {member.name!r} appears "
+                        "twice (a later copy would silently replace the first)"
+                    )
+                seen.add(parts)
+                total += member.size
+                if max_bytes is not None and total > max_bytes:
+                    raise _limit_error(archive_path, max_bytes)
+                members.append(member)
+                if len(members) > MAX_MEMBERS:
+                    raise ArchiveError(
+                        f"refusing {archive_path}: more than {MAX_MEMBERS:,} members"
+                    )
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ArchiveError(f"{archive_path} is not a readable tar archive ({reason})")
-    for member in members:
-        _check_member(member, archive_path)
+        raise ArchiveError(
+            f"{archive_path} is not a readable tar archive ({reason})"
+        ) from None
+    if require_module and ("saved_model.pb",) not in seen:
+        raise ArchiveError(
+            f"refusing {archive_path}: it holds no saved_model.pb at its root, so "
+            "it is not a module archive (pack one with zoo-export --archive)"
+        )
     return members
 
 
-def _extract_into(archive_path, root):
-    """Writes every (already checked) member of the archive below `root`."""
+def _extract_into(archive_path, root, max_bytes):
+    """Writes every (already checked) member of the archive below `root`,
+    counting the bytes written against `max_bytes`."""
+    written = 0
     with tarfile.open(archive_path, mode="r:*") as tar:
         for member in tar:
-            parts = [p for p in pathlib.PurePosixPath(member.name).parts if p != "."]
+            parts = _parts(member.name)
             target = os.path.join(root, *parts) if parts else root
             if member.isdir():
                 os.makedirs(target, exist_ok=True)
                 continue
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            with tar.extractfile(member) as src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst, _COPY_CHUNK)
+            with tar.extractfile(member) as src, open(target, "xb") as dst:
+                for chunk in iter(lambda: src.read(_COPY_CHUNK), b""):
+                    written += len(chunk)
+                    if max_bytes is not None and written > max_bytes:
+                        raise _limit_error(archive_path, max_bytes)
+                    dst.write(chunk)
 
 
-def safe_extract(archive_path, dest_dir):
+def safe_extract(archive_path, dest_dir, max_bytes=None, require_module=False):
     """Extracts `archive_path` to `dest_dir` (which must not exist yet, or be
     empty) and returns `dest_dir`.
 
     Every member is checked before anything is written: absolute names, `..`
-    components, symlinks, hard links and devices raise ArchiveError. The files
-    go to a temporary folder beside `dest_dir` that is renamed onto it, so an
-    interrupted extraction never leaves a partial `dest_dir`.
+    components, symlinks, hard links, devices, sparse files, a name given
+    twice, more than MAX_DEPTH folders, more than MAX_MEMBERS members, more
+    than `max_bytes` in all and (with `require_module`) no saved_model.pb at
+    the root raise ArchiveError. The files go to a temporary folder beside
+    `dest_dir` that is renamed onto it, so an interrupted or refused
+    extraction never leaves a partial `dest_dir`.
     """
     dest_dir = os.path.abspath(dest_dir)
     if os.path.isdir(dest_dir) and os.listdir(dest_dir):
         raise ArchiveError(f"cannot extract into {dest_dir}: it is not empty")
-    check_archive(archive_path)
+    check_archive(archive_path, max_bytes=max_bytes, require_module=require_module)
     parent = os.path.dirname(dest_dir)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(
@@ -167,7 +231,7 @@ def safe_extract(archive_path, dest_dir):
     )
     try:
         try:
-            _extract_into(archive_path, staging)
+            _extract_into(archive_path, staging, max_bytes)
         except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
             reason = str(e) or type(e).__name__
             raise ArchiveError(f"{archive_path} is corrupt ({reason})") from None

@@ -16,29 +16,27 @@ Cache: a module lands in `<cache>/<sha1(handle)>`, the folder tensorflow_hub's
 compressed-module resolver uses for the same handle, in the cache folder
 tensorflow_hub uses (TFHUB_CACHE_DIR, else --tfhub_cache_dir, else
 `<system temp>/tfhub_modules`); so after a pull `hub.load(handle)` works
-offline too. A download goes to `<cache>/<key>.<pid>.<random>.tmp/`, is
-checked against `sha256` before anything is extracted, extracted there by
-export.archive.safe_extract and renamed onto `<cache>/<key>` in one step: a
-killed pull leaves only its .tmp folder, which the next pull deletes once its
-process is gone. Local archives are cached under their own sha256; imported
-authors' modules under sha1("zoo-import:" + handle).
+offline too. Downloads go through export.fetch: bounded by the entry's
+`size` and the module size limit, timed, checked against `sha256` before
+anything is extracted, staged in `<cache>/<key>.<pid>.<random>.tmp/` and
+renamed onto `<cache>/<key>` in one step, with a verification record
+`<key>.zoo.json` that every later use rehashes the folder against. Local
+archives are cached under their own sha256; imported authors' modules under
+sha1("zoo-import:" + handle).
 """
 
 import datetime
 import difflib
-import hashlib
 import json
 import os
 import re
 import shutil
 import socket
 import tempfile
-import urllib.parse
-import urllib.request
 import uuid
 
-from export.archive import ARCHIVE_SUFFIXES, ArchiveError, safe_extract
-from zoo.provenance import process_alive, sha256_file
+from export import fetch
+from export.archive import ARCHIVE_SUFFIXES, ArchiveError
 
 CATALOG_VERSION = 1
 CATALOG_ENV = "ZOO_CATALOG"
@@ -55,10 +53,7 @@ ENTRY_FIELDS = (
     "source",
 )
 SOURCES = ("zoo", "authors")
-DOWNLOAD_TIMEOUT_S = 60
-_CHUNK = 1 << 20
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_STAGING = re.compile(r"^(?P<key>[0-9a-f]{40,64})\.(?P<pid>\d+)\.[0-9a-f]{32}\.tmp$")
 
 
 class CatalogError(ValueError):
@@ -168,35 +163,14 @@ def tfhub_cache_dir():
 
 
 def hub_cache_key(handle):
-    """Returns the folder name tensorflow_hub caches `handle` under: the hex
-    sha1 of the handle (compressed_module_resolver._module_dir)."""
-    return hashlib.sha1(handle.encode("utf8")).hexdigest()
-
-
-def _is_module(path):
-    return os.path.isfile(os.path.join(path, "saved_model.pb"))
+    """Returns the folder name tensorflow_hub caches `handle` under."""
+    return fetch.cache_key(handle)
 
 
 def clean_stale_staging(cache_dir):
-    """Deletes the .tmp folders that pulls killed mid-way left in `cache_dir`
-    (their process no longer runs) and returns how many it deleted."""
-    removed = 0
-    try:
-        names = os.listdir(cache_dir)
-    except FileNotFoundError:
-        return 0
-    for name in names:
-        match = _STAGING.match(name)
-        if match and not process_alive(int(match["pid"])):
-            shutil.rmtree(os.path.join(cache_dir, name), ignore_errors=True)
-            removed += 1
-    return removed
-
-
-def _new_staging(module_dir):
-    staging = f"{module_dir}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-    os.makedirs(staging)
-    return staging
+    """Deletes the .tmp folders killed pulls left in `cache_dir`; returns how
+    many (export.fetch.clean_stale_staging)."""
+    return fetch.clean_stale_staging(cache_dir)
 
 
 def _write_descriptor(handle, module_dir, sha256):
@@ -213,89 +187,44 @@ def _write_descriptor(handle, module_dir, sha256):
     os.replace(tmp, f"{module_dir}.descriptor.txt")
 
 
-def _install(staged_module, module_dir):
-    """Renames the finished `staged_module` onto `module_dir`; a concurrent pull
-    that got there first wins (both hold the same verified bytes)."""
-    try:
-        os.rename(staged_module, module_dir)
-    except OSError:
-        if not _is_module(module_dir):
-            raise
-
-
-def _open_handle(handle):
-    """Returns a readable binary stream for an http(s)/file URL, a gs:// file
-    or a local path."""
-    scheme = urllib.parse.urlparse(handle).scheme
-    if scheme in ("http", "https", "file"):
-        return urllib.request.urlopen(handle, timeout=DOWNLOAD_TIMEOUT_S)
-    if scheme == "gs":
-        import tensorflow as tf
-
-        return tf.io.gfile.GFile(handle, "rb")
-    return open(os.path.expanduser(handle), "rb")
-
-
-def _download(handle, out_path):
-    """Copies `handle` to `out_path` and returns the hex sha256 of the bytes."""
-    digest = hashlib.sha256()
-    with _open_handle(handle) as src, open(out_path, "wb") as dst:
-        read = getattr(src, "read1", src.read)  # read1: write bytes as they come
-        for chunk in iter(lambda: read(_CHUNK), b""):
-            digest.update(chunk)
-            dst.write(chunk)
-    return digest.hexdigest()
-
-
 def _network_error(entry, module_dir, error):
-    reason = str(getattr(error, "reason", "") or error).splitlines()
-    reason = reason[0] if reason and reason[0] else type(error).__name__
     return CatalogError(
-        f"cannot download {entry['name']} from {entry['handle']} ({reason}); "
-        f"it is not in the cache ({module_dir}): with no network, copy a cache "
-        "that holds it there (or set TFHUB_CACHE_DIR to it), or pass a local "
-        "module directory or .tar.gz instead"
+        f"cannot download {entry['name']} from {entry['handle']} "
+        f"({fetch.describe_error(error)}); it is not in the cache ({module_dir}): "
+        "with no network, copy a cache that holds it there (or set "
+        "TFHUB_CACHE_DIR to it), or pass a local module directory or .tar.gz"
     )
 
 
-def _pull_archive(entry, cache_dir, report):
+def _pull_archive(entry, cache_dir, report, limits):
     handle = entry["handle"]
     module_dir = os.path.join(cache_dir, hub_cache_key(handle))
-    if _is_module(module_dir):
-        report(f"{entry['name']}: cached in {module_dir}")
-        return module_dir
-    if os.path.exists(module_dir):
-        raise CatalogError(
-            f"cache folder {module_dir} exists but holds no saved_model.pb; "
-            "delete it and pull again"
-        )
-    report(f"{entry['name']}: downloading {handle}")
-    staging = _new_staging(module_dir)
+    name = entry["name"]
     try:
-        archive = os.path.join(staging, "module.tar.gz")
-        try:
-            got = _download(handle, archive)
-        except Exception as e:  # noqa: BLE001 - any fetch failure means the same
-            raise _network_error(entry, module_dir, e) from None
-        if got != entry["sha256"]:
-            raise CatalogError(
-                f"sha256 mismatch for {entry['name']} from {handle}: expected "
-                f"{entry['sha256']}, got {got}; nothing was cached"
-            )
-        safe_extract(archive, os.path.join(staging, "module"))
-        _install(os.path.join(staging, "module"), module_dir)
-        _write_descriptor(handle, module_dir, got)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    report(f"{entry['name']}: sha256 verified, extracted to {module_dir}")
-    return module_dir
+        path = fetch.fetch_module(
+            handle,
+            cache_dir,
+            pin=entry["sha256"],
+            size=entry.get("size") or None,
+            limits=limits,
+            report=lambda line: report(f"{name}: {line}"),
+        )
+    except fetch.FetchError as e:
+        if str(e).startswith("cannot download"):
+            raise _network_error(entry, module_dir, e.__cause__ or e) from None
+        raise CatalogError(f"{name}: {e}") from None
+    except ArchiveError as e:
+        raise ArchiveError(f"{name}: {e}; nothing was cached") from None
+    _write_descriptor(handle, module_dir, entry["sha256"])
+    return path
 
 
 def _pull_and_import(entry, cache_dir, report):
     """Imports an authors' SavedModel (no published hash) into the cache."""
     handle = entry["handle"]
-    module_dir = os.path.join(cache_dir, hub_cache_key("zoo-import:" + handle))
-    if _is_module(module_dir):
+    key = "zoo-import:" + handle
+    module_dir = os.path.join(cache_dir, hub_cache_key(key))
+    if fetch.cached_module(module_dir, key):
         report(f"{entry['name']}: cached in {module_dir}")
         return module_dir
     report(
@@ -311,7 +240,7 @@ def _pull_and_import(entry, cache_dir, report):
         source = hub.resolve(handle)
     except Exception as e:  # noqa: BLE001 - any fetch failure means the same
         raise _network_error(entry, module_dir, e) from None
-    staging = _new_staging(module_dir)
+    staging = fetch.new_staging(module_dir)
     try:
         staged, _ = import_authors_module(
             source,
@@ -320,7 +249,8 @@ def _pull_and_import(entry, cache_dir, report):
             seed=entry["seed"],
             input_scale=entry.get("input_scale", DEFAULT_INPUT_SCALE),
         )
-        _install(staged, module_dir)
+        fetch.install(staged, module_dir)
+        fetch.write_record(module_dir, key, None, pinned=False)
         _write_descriptor(handle, module_dir, "unverified (imported)")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -328,13 +258,16 @@ def _pull_and_import(entry, cache_dir, report):
     return module_dir
 
 
-def pull(name_or_entry, cache_dir=None, report=print, catalog=None):
+def pull(name_or_entry, cache_dir=None, report=print, catalog=None, limits=None):
     """Returns the local module folder of a catalog entry (or entry name),
     downloading, verifying and extracting it into the cache unless it is
     there already.
 
     `catalog` is a catalog dict or a catalog file path (default
-    `catalog_path()`); `report` receives one progress line per step.
+    `catalog_path()`); `report` receives one progress line per step;
+    `limits` (export.fetch.FetchLimits, default from the environment) bound
+    the download. A cached copy is used only after its files rehash to what
+    was verified (export.fetch.cached_module).
     """
     if isinstance(name_or_entry, dict):
         entry = name_or_entry
@@ -348,33 +281,14 @@ def pull(name_or_entry, cache_dir=None, report=print, catalog=None):
     clean_stale_staging(cache_dir)
     if entry.get("needs_import"):
         return _pull_and_import(entry, cache_dir, report)
-    return _pull_archive(entry, cache_dir, report)
+    return _pull_archive(entry, cache_dir, report, limits)
 
 
 def extract_local_archive(archive_path, cache_dir=None):
     """Returns the cache folder holding the local module archive
-    `archive_path`, extracting it there (keyed by the archive's sha256) unless
-    it already is."""
-    cache_dir = os.path.abspath(cache_dir or tfhub_cache_dir())
-    os.makedirs(cache_dir, exist_ok=True)
-    clean_stale_staging(cache_dir)
-    sha = sha256_file(archive_path)
-    module_dir = os.path.join(cache_dir, sha)
-    if _is_module(module_dir):
-        return module_dir
-    staging = _new_staging(module_dir)
-    try:
-        safe_extract(archive_path, os.path.join(staging, "module"))
-        if not _is_module(os.path.join(staging, "module")):
-            raise ArchiveError(
-                f"{archive_path} holds no saved_model.pb at its root; pack it "
-                "with zoo-export --archive"
-            )
-        _install(os.path.join(staging, "module"), module_dir)
-        _write_descriptor(os.path.abspath(archive_path), module_dir, sha)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return module_dir
+    `archive_path` (keyed by its sha256, rehashed on every call), extracting
+    it there unless a verified copy is."""
+    return fetch.extract_local(archive_path, cache_dir or tfhub_cache_dir())
 
 
 def resolve_catalog_handle(handle, cache_dir=None, catalog=None, report=None):

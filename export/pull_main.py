@@ -7,7 +7,9 @@ Examples:
 Prints the local module folder on stdout (progress goes to stderr), so
 `zoo-benchmark --module=$(zoo-pull NAME)` works. The cache is tensorflow_hub's
 (TFHUB_CACHE_DIR, default <system temp>/tfhub_modules); a module already there
-is used without network. The catalog is export/catalog.json unless --catalog
+is used without network once its files rehash to what was verified. A
+download is bounded by the entry's size and --max_module_mb, and by
+--download_deadline_s. The catalog is export/catalog.json unless --catalog
 or ZOO_CATALOG names another.
 """
 
@@ -15,17 +17,23 @@ import sys
 
 from absl import flags
 
+from export import fetch
+from export.fetch import define_flags as define_fetch_flags
 from zoo.cli import run_main
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("list", False, "Print the catalog as a table and exit.")
 flags.DEFINE_string("catalog", None, "Catalog JSON file (default $ZOO_CATALOG).")
 flags.DEFINE_string("cache_dir", None, "Cache folder (default TF-Hub's cache).")
+define_fetch_flags()
+flags.adopt_module_key_flags(fetch)
 
 
 def main(argv):
     from export.catalog import CatalogError, format_table, load_catalog, pull
+    from export.fetch import set_limits
 
+    limits = set_limits(FLAGS.max_module_mb, FLAGS.download_deadline_s)
     catalog = load_catalog(FLAGS.catalog)
     if FLAGS.list:
         print(format_table(catalog))
@@ -36,7 +44,15 @@ def main(argv):
             f"pass one module name (got {len(names)}); zoo-pull --list lists them"
         )
     report = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-    print(pull(names[0], cache_dir=FLAGS.cache_dir, report=report, catalog=catalog))
+    print(
+        pull(
+            names[0],
+            cache_dir=FLAGS.cache_dir,
+            report=report,
+            catalog=catalog,
+            limits=limits,
+        )
+    )
 
 
 def run():

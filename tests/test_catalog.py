@@ -162,7 +162,9 @@ def catalog_file(server, packed, tmp_path):
     evil = server.routes["/evil.tar.gz"]
     entries = [
         _entry("digits_cosine", server.url("/digits_cosine.tar.gz"), sha, len(body)),
-        _entry("digits_bad", server.url("/bad/digits_cosine.tar.gz"), "0" * 64, 1),
+        _entry(
+            "digits_bad", server.url("/bad/digits_cosine.tar.gz"), "0" * 64, len(body)
+        ),
         _entry("digits_slow", server.url("/slow/digits_cosine.tar.gz"), sha, len(body)),
         _entry(
             "digits_evil",
@@ -345,7 +347,9 @@ def test_offline_cache_hit_and_offline_miss(server, catalog_file, tmp_path):
     again = pull(
         "digits_cosine", cache_dir=cache, report=lines.append, catalog=catalog_file
     )
-    assert again == first and lines == [f"digits_cosine: cached in {first}"]
+    assert again == first and lines == [
+        f"digits_cosine: cached and verified in {first}"
+    ]
     with pytest.raises(CatalogError) as error:
         pull(
             "digits_slow", cache_dir=cache, report=lambda _: None, catalog=catalog_file

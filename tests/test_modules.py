@@ -4,7 +4,6 @@ checks on a module's output, on real SavedModels written by tf.saved_model."""
 import json
 import os
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ import tensorflow as tf
 
 from benchmark import modules, safety
 from benchmark.modules import ModuleError
+from zoo.provenance import sha256_tree
 
 IMAGES = tf.TensorSpec([None, None, None, 3], tf.float32)
 IMAGE_SIZE = 8
@@ -218,30 +218,36 @@ def test_handles_that_are_not_modules_give_one_line_errors(tmp_path):
 def test_the_catalog_is_asked_before_the_local_directory(
     module_zoo, tmp_path, monkeypatch
 ):
-    asked = []
+    from export.archive import pack_module
 
-    def resolve_catalog_handle(handle):
-        asked.append(handle)
-        return module_zoo["good"] if handle == "zoo/softmax" else None
-
-    catalog = types.ModuleType("export.catalog")
-    catalog.resolve_catalog_handle = resolve_catalog_handle
-    monkeypatch.setitem(sys.modules, "export.catalog", catalog)
-    assert modules.resolve_handle("zoo/softmax") == module_zoo["good"]
+    entries = []
+    for name, key in (("zoo/softmax", "good"), ("zoo/evil", "read_file")):
+        archive = tmp_path / f"{key}.tar.gz"
+        sha = pack_module(module_zoo[key], archive)
+        entries.append(
+            {
+                "name": name,
+                "source": "zoo",
+                "arch": "resnet50",
+                "objective": "softmax",
+                "seed": 0,
+                "handle": str(archive),
+                "sha256": sha,
+                "size": archive.stat().st_size,
+                "accuracy": 0.5,
+            }
+        )
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps({"catalog_version": 1, "entries": entries}))
+    monkeypatch.setenv("ZOO_CATALOG", str(catalog))
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "hub"))
+    path = modules.resolve_handle("zoo/softmax")
+    assert path.startswith(str(tmp_path / "hub"))
+    assert sha256_tree(path) == sha256_tree(module_zoo["good"])
     assert modules.resolve_handle(module_zoo["good"]) == module_zoo["good"]
-    assert asked == ["zoo/softmax", module_zoo["good"]]
     # What the catalog resolves is scanned like any other module.
-    catalog.resolve_catalog_handle = lambda handle: module_zoo["read_file"]
     with pytest.raises(ModuleError, match="ReadFile"):
         modules.resolve_handle("zoo/evil")
-
-
-def test_an_archive_without_the_catalog_says_how_to_unpack(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "export.catalog", None)  # Not installed.
-    archive = tmp_path / "module.tar.gz"
-    archive.write_bytes(b"not really")
-    with pytest.raises(ModuleError, match="archive .*tar -xzf"):
-        modules.resolve_handle(str(archive))
 
 
 # ---------------------------------------------------------------- contract
