@@ -7,9 +7,20 @@ PYTEST_ARGS ?=
 # Test processes (pytest-xdist); the suite is CPU-bound, one per core.
 JOBS ?= 2
 
-.PHONY: install demo test test-fast lint perf clean
+# Debian packages the tests use for real: bubblewrap (the benchmark sandbox).
+SYSTEM_PACKAGES ?= bubblewrap
+APT := $(shell [ "$$(id -u)" = 0 ] || echo sudo) apt-get -q -y
 
-$(STAMP): setup.py
+.PHONY: install system demo test test-fast lint perf clean
+
+## system: the Debian packages above, when missing (apt-get; skipped without it)
+system:
+	@command -v bwrap >/dev/null || ! command -v apt-get >/dev/null || \
+	  $(APT) install $(SYSTEM_PACKAGES) >/dev/null 2>&1 || \
+	  { $(APT) update >/dev/null 2>&1 && $(APT) install $(SYSTEM_PACKAGES) >/dev/null; } || \
+	  echo "note: could not install $(SYSTEM_PACKAGES); sandbox tests need it"
+
+$(STAMP): setup.py | system
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

@@ -11,12 +11,14 @@ evaluator's rows as soon as it finishes, so a long run appends complete
 results as it goes.
 """
 
+import os
 import time
 
 from benchmark import leaderboard
 from benchmark.context import EvaluationContext
 from benchmark.extract import PROTOCOL_CROP_FRACTION, preprocessing
 from benchmark.modules import Module, load_module
+from benchmark.sandbox import ENV_TOOL
 from zoo.provenance import environment
 
 
@@ -63,9 +65,7 @@ def run_benchmark(
         strategy=strategy,
         report=report,
     )
-    for evaluator in evaluators:  # Every dataset opens before the module loads.
-        for spec in evaluator.data_specs():
-            context.dataset(spec)
+    open_datasets(evaluators, context)  # Every dataset opens before the module.
     if not isinstance(module, Module):
         module = load_module(module, **(load or {}))
         report(
@@ -96,6 +96,14 @@ def run_benchmark(
     return rows
 
 
+def open_datasets(evaluators, context):
+    """Opens (and, for TFDS builders, prepares) every dataset `evaluators`
+    read, so a missing one fails before any module work."""
+    for evaluator in evaluators:
+        for spec in evaluator.data_specs():
+            context.dataset(spec)
+
+
 def base_row(module, provenance=None):
     """Returns the leaderboard fields shared by every row of one module."""
     meta = module.metadata
@@ -108,6 +116,7 @@ def base_row(module, provenance=None):
         "pretrain_dataset": meta.get("dataset", ""),
         "seed": meta.get("seed", ""),
         **environment(),
+        "sandbox": os.environ.get(ENV_TOOL) or "off",
     }
     row.update(provenance or {})
     return row

@@ -38,7 +38,11 @@ COLUMNS = (
     "tf_version",
     "device",
     "seconds",
+    "sandbox",
 )
+# Headers of earlier versions, read as COLUMNS with the missing cells empty
+# (and written back with the current header).
+LEGACY_HEADERS = (COLUMNS[:-1],)
 
 # A later row with the same key replaces the earlier one.
 KEY_COLUMNS = (
@@ -130,7 +134,8 @@ def read_rows(path):
         header = next(reader, None)
         if header is None:
             return []
-        if tuple(header) != COLUMNS:
+        columns = tuple(header)
+        if columns != COLUMNS and columns not in LEGACY_HEADERS:
             raise LeaderboardError(
                 f"{path} has a foreign header (expected the {len(COLUMNS)} columns "
                 f"{COLUMNS[0]},...,{COLUMNS[-1]} of benchmark.leaderboard.COLUMNS); "
@@ -138,12 +143,14 @@ def read_rows(path):
             )
         rows = []
         for line, values in enumerate(reader, start=2):
-            if len(values) != len(COLUMNS):
+            if len(values) != len(columns):
                 raise LeaderboardError(
                     f"{path}:{line} has {len(values)} fields, expected "
-                    f"{len(COLUMNS)}; fix or delete that line"
+                    f"{len(columns)}; fix or delete that line"
                 )
-            rows.append(dict(zip(COLUMNS, values)))
+            row = dict.fromkeys(COLUMNS, "")
+            row.update(zip(columns, values))
+            rows.append(row)
     return rows
 
 

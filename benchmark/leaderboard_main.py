@@ -32,6 +32,10 @@ def main(argv):
     del argv
     from benchmark import leaderboard
 
+    if FLAGS.plot:
+        from benchmark.plot import check_plot_path
+
+        check_plot_path(FLAGS.plot)
     rows = leaderboard.read_rows(FLAGS.leaderboard)
     if FLAGS.source == "measured":
         rows = [r for r in rows if r["source"] == "measured"]

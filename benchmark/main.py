@@ -26,6 +26,10 @@ fine-tuning) is skipped with a note; each evaluator's rows are appended when
 it finishes.
 """
 
+import os
+import shutil
+import sys
+
 from absl import flags
 
 from benchmark.configs import list_configs
@@ -84,6 +88,27 @@ flags.adopt_module_key_flags(fetch)
 flags.DEFINE_string(
     "strategy", "default", "tf.distribute strategy for fine-tuning (zoo.distribute)."
 )
+flags.DEFINE_enum(
+    "sandbox",
+    "auto",
+    ["auto", "require", "off"],
+    "Run the module in a sandboxed child (benchmark.sandbox: no network, "
+    "read-only file system, limits): auto uses one when bwrap or unshare works, "
+    "require fails without one, off runs in this process.",
+)
+flags.DEFINE_float(
+    "sandbox_memory_gb", None, "Sandbox address-space limit, GiB (default 80% of RAM)."
+)
+flags.DEFINE_float("sandbox_file_gb", None, "Sandbox limit on any file's size, GiB.")
+flags.DEFINE_float(
+    "sandbox_time_s", None, "Sandbox wall-time limit, s (default 1 day)."
+)
+flags.DEFINE_string(
+    "record_handle",
+    None,
+    "Handle written in the rows (default: --module); the sandboxed child gets the "
+    "resolved module folder as --module and the original handle here.",
+)
 
 
 def config_from_flags():
@@ -102,18 +127,61 @@ def config_from_flags():
 
 def main(argv):
     del argv
-    from benchmark import leaderboard
-    from benchmark.harness import prepare, run_benchmark
+    from benchmark import leaderboard, sandbox
+    from benchmark.harness import prepare
     from benchmark.modules import parse_value_range
     from export.fetch import set_limits
-    from zoo.distribute import create_strategy
+    from zoo.distribute import check_strategy_name
 
     set_limits(FLAGS.max_module_mb, FLAGS.download_deadline_s)
     leaderboard.read_rows(FLAGS.leaderboard)  # a foreign header fails before work
+    leaderboard.writable_path(FLAGS.leaderboard)
     config = config_from_flags()
     prepare(config, FLAGS.evaluations)  # bad settings fail before the module loads
     if FLAGS.image_size is not None and FLAGS.image_size < 1:
         raise ValueError(f"--image_size must be positive, got {FLAGS.image_size}")
+    if FLAGS.cache_dir and os.path.exists(FLAGS.cache_dir):
+        if not os.path.isdir(FLAGS.cache_dir):
+            raise ValueError(
+                f"--cache_dir {FLAGS.cache_dir} is a file, not a folder; pass a "
+                "folder for the feature cache"
+            )
+    check_strategy_name(FLAGS.strategy)
+    parse_value_range(FLAGS.value_range)
+    limits = sandbox.Limits.create(
+        FLAGS.sandbox_memory_gb, FLAGS.sandbox_file_gb, FLAGS.sandbox_time_s
+    )
+    tool = sandbox.choose(FLAGS.sandbox)
+    if tool:
+        appended = run_sandboxed(tool, config, limits)
+    else:
+        if FLAGS.sandbox == "auto" and not os.environ.get(sandbox.ENV_TOOL):
+            print(
+                "[sandbox] neither bwrap nor unshare can build a sandbox here; "
+                "running in this process (the op allowlist still applies)",
+                flush=True,
+            )
+        appended = run_here(config)
+    if not appended:
+        raise ValueError(
+            f"config {config.name} measured nothing for {FLAGS.module} (every "
+            "evaluator was skipped); no rows appended"
+        )
+    if os.environ.get(sandbox.ENV_TOOL):
+        return  # The sandboxed child: its parent appends and summarises.
+    print()
+    print(leaderboard.summary_table(appended))
+    print(f"\n{len(appended)} rows appended to {FLAGS.leaderboard}")
+
+
+def run_here(config):
+    """Runs the benchmark in this process, appending each evaluator's rows to
+    --leaderboard as it finishes; returns the rows."""
+    from benchmark import leaderboard
+    from benchmark.harness import run_benchmark
+    from benchmark.modules import parse_value_range
+    from zoo.distribute import create_strategy
+
     load = dict(
         image_size=FLAGS.image_size,
         signature=FLAGS.signature,
@@ -134,17 +202,85 @@ def main(argv):
         cache_dir=FLAGS.cache_dir,
         strategy=create_strategy(FLAGS.strategy),
         load=load,
+        provenance={"handle": FLAGS.record_handle} if FLAGS.record_handle else None,
         on_rows=append,
         report=lambda line: print(line, flush=True),
     )
-    if not appended:
-        raise ValueError(
-            f"config {config.name} measured nothing for {FLAGS.module} (every "
-            "evaluator was skipped); no rows appended"
-        )
-    print()
-    print(leaderboard.summary_table(appended))
-    print(f"\n{len(appended)} rows appended to {FLAGS.leaderboard}")
+    return appended
+
+
+def run_sandboxed(tool, config, limits):
+    """Runs this same command in a sandboxed child (benchmark.sandbox) and
+    appends the rows it measured; returns them.
+
+    This process fetches and scans the module and opens every dataset (the
+    child has no network), then the child runs with --module set to the
+    verified local folder, writing rows to its own folder; only this process
+    writes the leaderboard. Rows of evaluators the child finished are kept
+    even when it fails later.
+    """
+    import tempfile
+
+    from benchmark import leaderboard, sandbox
+    from benchmark.context import EvaluationContext
+    from benchmark.harness import open_datasets, prepare
+    from benchmark.modules import resolve_handle
+
+    open_datasets(  # as in the harness: every dataset opens before the module
+        prepare(config, FLAGS.evaluations),
+        EvaluationContext(None, data_dir=FLAGS.data_dir, report=lambda line: None),
+    )
+    path = resolve_handle(FLAGS.module)  # fetch + op scan, before anything runs
+    run_dir = tempfile.mkdtemp(prefix="zoo-benchmark-sandbox-")
+    for sub in ("tmp", "config"):
+        os.makedirs(os.path.join(run_dir, sub))
+    writable = [run_dir]
+    if FLAGS.cache_dir:
+        os.makedirs(FLAGS.cache_dir, exist_ok=True)
+        writable.append(os.path.abspath(FLAGS.cache_dir))
+    rows_path = os.path.join(run_dir, "rows.csv")
+    argv = [sys.executable, "-m", "benchmark.main", *sys.argv[1:]]
+    argv += [
+        f"--module={path}",
+        f"--record_handle={FLAGS.record_handle or FLAGS.module}",
+        f"--leaderboard={rows_path}",
+        "--sandbox=off",
+    ]
+    if FLAGS.cache_dir:
+        argv.append(f"--cache_dir={os.path.abspath(FLAGS.cache_dir)}")
+    env = dict(
+        os.environ,
+        TMPDIR=os.path.join(run_dir, "tmp"),
+        MPLCONFIGDIR=os.path.join(run_dir, "config"),
+    )
+    print(
+        f"[sandbox] {tool}: {FLAGS.module} runs with no network, read-only files "
+        f"but {', '.join(writable)}",
+        flush=True,
+    )
+    log = os.path.join(run_dir, "stderr.txt")
+    failure = None
+    try:
+        with open(log, "wb") as stderr:
+            code = sandbox.run(tool, argv, writable, limits, env=env, stderr=stderr)
+    except sandbox.SandboxError as e:
+        code, failure = None, str(e)
+    rows = leaderboard.read_rows(rows_path) if os.path.exists(rows_path) else []
+    if rows:
+        leaderboard.append_rows(FLAGS.leaderboard, rows)
+    if code == 0:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return rows
+    kept = f"; {len(rows)} finished rows were appended" if rows else ""
+    if code == 2:  # The child's own one-line error.
+        with open(log, encoding="utf-8", errors="replace") as f:
+            lines = [line for line in f.read().splitlines() if line.strip()]
+        shutil.rmtree(run_dir, ignore_errors=True)
+        message = lines[-1] if lines else "error: the sandboxed run refused its input"
+        print(message + kept, file=sys.stderr)
+        sys.exit(2)
+    failure = failure or sandbox.describe_exit(code, limits)
+    raise sandbox.SandboxError(f"{failure}{kept} (the child's log: {log})")
 
 
 def run():

@@ -77,9 +77,8 @@ def plot_transfer_vs_separation(rows, path):
             "no module has both a class_separation R^2 and a linear_probe "
             "accuracy to plot; run zoo-benchmark with both evaluations"
         )
+    directory = check_plot_path(path)
     figure = _figure(points)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
     try:
         figure.savefig(tmp, format="png", dpi=120)
@@ -88,6 +87,21 @@ def plot_transfer_vs_separation(rows, path):
         if os.path.exists(tmp):
             os.unlink(tmp)
     return points
+
+
+def check_plot_path(path):
+    """Returns the folder of the PNG `path` after checking it can be written
+    there: the folder must exist (a typo never creates folders, at the root
+    or anywhere) and `path` must not be a folder."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ValueError(
+            f"cannot write the plot {path}: folder {directory} does not exist; "
+            "create it first or pass --plot naming a file in an existing folder"
+        )
+    if os.path.isdir(path):
+        raise ValueError(f"--plot={path} is a folder; pass a .png file name")
+    return directory
 
 
 def _figure(points):

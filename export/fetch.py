@@ -27,6 +27,7 @@ A download goes to `<cache>/<key>.<pid>.<random>.tmp/` and is renamed onto
 (the next fetch deletes a killed one's .tmp folder).
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -154,6 +155,22 @@ def clean_stale_staging(cache_dir):
             shutil.rmtree(os.path.join(cache_dir, name), ignore_errors=True)
             removed += 1
     return removed
+
+
+@contextlib.contextmanager
+def cache_folder(cache_dir):
+    """Yields the absolute `cache_dir`, created if needed; a fetch that fails
+    removes it again when it created it and left it empty."""
+    cache_dir = os.path.abspath(cache_dir)
+    created = not os.path.isdir(cache_dir)
+    os.makedirs(cache_dir, exist_ok=True)
+    try:
+        yield cache_dir
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                os.rmdir(cache_dir)
+        raise
 
 
 def new_staging(module_dir):
@@ -317,10 +334,13 @@ def fetch_module(handle, cache_dir, *, pin=None, size=None, limits=None, report=
     expected byte count (the download stops beyond it). Raises FetchError or
     ArchiveError with one line; the cache then holds nothing new.
     """
+    with cache_folder(cache_dir) as cache_dir:
+        return _fetch_module(handle, cache_dir, pin, size, limits, report)
+
+
+def _fetch_module(handle, cache_dir, pin, size, limits, report):
     report = report or (lambda line: None)
     limits = limits or FetchLimits.from_env()
-    cache_dir = os.path.abspath(cache_dir)
-    os.makedirs(cache_dir, exist_ok=True)
     clean_stale_staging(cache_dir)
     module_dir = os.path.join(cache_dir, cache_key(handle))
     if cached_module(module_dir, handle, pin):
@@ -362,9 +382,12 @@ def extract_local(archive_path, cache_dir, limits=None):
     """Returns the cached module folder of a local .tar.gz, keyed by the
     archive's sha256 (rehashed on every call), extracting it unless a
     verified copy is cached."""
+    with cache_folder(cache_dir) as cache_dir:
+        return _extract_local(archive_path, cache_dir, limits)
+
+
+def _extract_local(archive_path, cache_dir, limits):
     limits = limits or FetchLimits.from_env()
-    cache_dir = os.path.abspath(cache_dir)
-    os.makedirs(cache_dir, exist_ok=True)
     clean_stale_staging(cache_dir)
     sha = sha256_file(archive_path)
     module_dir = os.path.join(cache_dir, sha)

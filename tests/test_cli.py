@@ -142,3 +142,23 @@ def test_train_refuses_learning_rates_that_cannot_work(tmp_path, flag, fragment)
     assert result.returncode == 2
     assert_one_line_error(result, fragment)
     assert "Traceback" not in result.stderr and not workdir.exists()
+
+
+def test_a_run_whose_loss_explodes_stops_naming_the_step(tmp_path):
+    """A learning rate inside the accepted range can still diverge: the run
+    stops at the first call whose loss passes 100x its first loss (or is not
+    finite), with one line naming the step, instead of training on."""
+    workdir = tmp_path / "run"
+    result = run(
+        "zoo-train",
+        "--config=digits",
+        f"--workdir={workdir}",
+        "--base_learning_rate=90",
+        "--epochs=2",
+        "--max_per_class=30",
+    )
+    assert result.returncode == 2
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1 and " at step " in errors[0], result.stderr
+    assert "exploded" in errors[0] or "loss became" in errors[0]
+    assert not (workdir / "train_info.json").exists()  # not exportable as done

@@ -332,3 +332,21 @@ def test_nul_bytes_and_line_breaks_never_reach_the_csv(tmp_path, field):
         with pytest.raises(LeaderboardError, match="NUL byte or a line break"):
             leaderboard.append_rows(str(path), [_row(**{field: bad})])
     assert not path.exists()
+
+
+def test_a_leaderboard_of_the_previous_schema_is_read_and_upgraded(tmp_path):
+    """Files written before the `sandbox` column keep working: read with the
+    new cell empty, written back with the current header."""
+    from benchmark import leaderboard as lb
+
+    legacy = lb.LEGACY_HEADERS[0]
+    row = lb.make_row(
+        source="measured", evaluation="knn", dataset="d", metric="accuracy", value=0.5
+    )
+    path = tmp_path / "old.csv"
+    path.write_text(",".join(legacy) + "\n" + ",".join(row[c] for c in legacy) + "\n")
+    (read,) = lb.read_rows(str(path))
+    assert read["sandbox"] == "" and read["value"] == row["value"]
+    lb.append_rows(str(path), [dict(row, dataset="e")])
+    assert path.read_text().splitlines()[0] == ",".join(lb.COLUMNS)
+    assert [r["dataset"] for r in lb.read_rows(str(path))] == ["d", "e"]

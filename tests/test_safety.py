@@ -67,6 +67,26 @@ def _hostile_ops(root):
             "RecordInput",
         ),
         "write_file": (lambda: _after(tf.io.write_file(sentinel, "x")), "WriteFile"),
+        # Hung a run for 300 s listing a snapshot folder that never fills.
+        "list_snapshot_chunks": (
+            lambda: tf.raw_ops.DatasetCardinality(
+                input_dataset=tf.raw_ops.ListSnapshotChunksDataset(
+                    snapshot_path=sentinel, output_types=[tf.int64], output_shapes=[[]]
+                )
+            ),
+            "ListSnapshotChunksDataset",
+        ),
+        # The tensor-dump family (tfdbg): writes every value under dump_root.
+        "debug_dump": (
+            lambda: tf.raw_ops.DebugIdentityV2(
+                input=tf.constant(1.0), debug_urls=["file://" + sentinel]
+            ),
+            "DebugIdentityV2",
+        ),
+        "print_to_file": (
+            lambda: _after(tf.print("x", output_stream="file://" + sentinel)),
+            "PrintV2",
+        ),
     }
     return {
         name: (_module(root / name, body), op) for name, (body, op) in cases.items()
@@ -85,7 +105,9 @@ def _tf1_module(path, sentinel, attack):
         out = tf.matmul(tf.reduce_mean(images, axis=[1, 2]), w)
         saver = tf.compat.v1.train.Saver()
         extra = None
-        if attack == "save":
+        if attack == "save_v1":
+            extra = tf.raw_ops.Save(filename=sentinel, tensor_names=["w"], data=[w])
+        elif attack == "save":
             extra = tf.raw_ops.SaveV2(
                 prefix=sentinel, tensor_names=["w"], shape_and_slices=[""], tensors=[w]
             )
@@ -133,6 +155,9 @@ def hostile(tmp_path_factory):
         "vocab_file_sampler",
         "record_input",
         "write_file",
+        "list_snapshot_chunks",
+        "debug_dump",
+        "print_to_file",
     ],
 )
 def test_ops_outside_the_allowlist_are_refused_before_loading(hostile, name):
@@ -150,6 +175,7 @@ def test_ops_outside_the_allowlist_are_refused_before_loading(hostile, name):
     "attack, message",
     [
         ("save", "checkpoint write in the restore path"),
+        ("save_v1", "checkpoint write in the restore path"),
         ("restore_other", "another checkpoint than the module's own"),
         ("merge", "checkpoint write in the restore path"),
     ],
@@ -160,7 +186,7 @@ def test_a_tampered_tf1_restore_path_is_refused(tmp_path, attack, message):
     with pytest.raises(ModuleError, match=message):
         load_module(path)
     assert not [p for p in os.listdir(tmp_path) if p.startswith("sentinel")]
-    if attack == "save":  # The oracle: loading it unscanned writes the file.
+    if attack in ("save", "save_v1"):  # The oracle: unscanned, loading writes.
         code = f"import tensorflow as tf; tf.saved_model.load({path!r})"
         subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300)
         assert [p for p in os.listdir(tmp_path) if p.startswith("sentinel")]

@@ -39,6 +39,28 @@ def quiet_tensorflow():
             os.close(saved)
 
 
+def describe_os_error(error):
+    """Returns one line for an OSError the user can act on: a full disk, a
+    file over a size limit, a missing or unwritable path."""
+    import errno
+
+    where = f" ({error.filename})" if getattr(error, "filename", None) else ""
+    if error.errno == errno.ENOSPC:
+        return (
+            f"no space left on the device{where}; free some space or point the "
+            "output (--leaderboard, --cache_dir, --out) at another disk, then rerun"
+        )
+    if error.errno == errno.EFBIG:
+        return (
+            f"a file grew past the file-size limit{where} (ulimit -f, or "
+            "--sandbox_file_gb in a sandboxed run)"
+        )
+    if error.errno == errno.EROFS:
+        return f"the file system is read-only{where}; write somewhere else"
+    reason = error.strerror or str(error) or type(error).__name__
+    return f"{reason}{where}"
+
+
 def print_help(module):
     """Prints the entry point's docstring and its own flags."""
     from absl import flags
@@ -58,9 +80,17 @@ def run_main(main):
     if any(arg in HELP_ARGS for arg in sys.argv[1:]):
         print_help(module)
         sys.exit(0)
-    quiet_tensorflow()
+
+    def parse(argv):  # absl's own report is two lines and exit status 1
+        try:
+            return flags.FLAGS(argv)
+        except flags.Error as e:
+            message = " ".join(str(e).split())
+            print(f"error: {message} (see --help)", file=sys.stderr)
+            sys.exit(2)
 
     def guarded(argv):
+        quiet_tensorflow()  # after the flags parse: a bad flag fails at once
         if not flags.FLAGS["verbosity"].present:  # TF's INFO lines drown progress
             logging.set_verbosity(logging.WARNING)
         try:
@@ -69,5 +99,15 @@ def run_main(main):
             message = " ".join(str(e).split()) or type(e).__name__
             print(f"error: {message}", file=sys.stderr)
             sys.exit(2)
+        except OSError as e:
+            print(f"error: {describe_os_error(e)}", file=sys.stderr)
+            sys.exit(2)
+        except Exception as e:  # noqa: BLE001 - TensorFlow's errors, one line
+            tf = sys.modules.get("tensorflow")
+            if tf is None or not isinstance(e, tf.errors.OpError):
+                raise
+            lines = (e.message or "").strip().splitlines() or [""]
+            print(f"error: TensorFlow: {type(e).__name__}: {lines[0]}", file=sys.stderr)
+            sys.exit(2)
 
-    app.run(guarded)
+    app.run(guarded, flags_parser=parse)

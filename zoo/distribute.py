@@ -25,6 +25,21 @@ class StrategyError(ValueError):
     """A strategy that cannot be created; the message says why and the fix."""
 
 
+def check_strategy_name(name):
+    """Raises StrategyError unless `name` is a strategy create_strategy knows
+    (checked without creating it or touching a device)."""
+    name = (name or "default").strip()
+    fixed = ("default", "one_device", "mirrored", "multi_worker", "tpu")
+    if name in fixed or name.startswith("tpu:"):
+        return
+    count = name.partition(":")[2]
+    if name.startswith("cpu:") and count.isdigit() and int(count) > 0:
+        return
+    raise StrategyError(
+        f"unknown strategy '{name}'; use one of {', '.join(STRATEGY_NAMES)}"
+    )
+
+
 def create_strategy(name="default"):
     """Returns the tf.distribute.Strategy named by `name` (see module doc)."""
     name = (name or "default").strip()

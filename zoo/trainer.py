@@ -48,6 +48,9 @@ CHECKPOINT_DIR = "checkpoints"
 
 # Learning rates per 256 images above this diverge for every objective here.
 MAX_BASE_LEARNING_RATE = 100.0
+# A run stops when a step's loss exceeds this many times the first loss it saw
+# (at least 1): finite but diverged, it would only waste the rest of its budget.
+EXPLODE_FACTOR = 100
 
 
 class TrainError(ValueError):
@@ -140,6 +143,13 @@ def validate_config(config):
             f"{MAX_BASE_LEARNING_RATE} per 256 images (the paper's is 0.1); such a "
             "run diverges. Pass a smaller --base_learning_rate"
         )
+    if not (math.isfinite(config.width_multiplier) and config.width_multiplier > 0):
+        raise TrainError(
+            f"width_multiplier must be positive, got {config.width_multiplier}"
+        )
+    holdout = getattr(config, "holdout_examples", 0) or 0
+    if holdout < 0:
+        raise TrainError(f"holdout_examples must be >= 0, got {holdout}")
     if not 0.0 <= config.holdout_fraction < 1.0:
         raise TrainError("holdout_fraction must be in [0, 1)")
     if not 0.0 <= config.ema_decay < 1.0:
@@ -435,6 +445,8 @@ def train_and_evaluate(config, workdir, strategy=None, report=print):
     progress lines.
     """
     strategy = strategy or tf.distribute.get_strategy()
+    if tf.io.gfile.exists(workdir) and not tf.io.gfile.isdir(workdir):
+        raise TrainError(f"--workdir {workdir} is a file; pass a folder")
     run = _Run(config, workdir, strategy, report)
     os.makedirs(workdir, exist_ok=True)
     if run.chief:
@@ -456,6 +468,7 @@ def train_and_evaluate(config, workdir, strategy=None, report=print):
         + (f"; resuming at step {step}" if step else "")
     )
     step_losses = []
+    initial = None  # the first loss this process sees: the explosion yardstick
     if step and step % run.steps_per_epoch == 0:
         if len(history) < step // run.steps_per_epoch:  # killed during _end_epoch
             _end_epoch(run, step // run.steps_per_epoch, history, writer, None)
@@ -476,6 +489,13 @@ def train_and_evaluate(config, workdir, strategy=None, report=print):
                 raise TrainError(
                     f"loss became {losses[-1]} at step {step}; lower the learning "
                     "rate (--base_learning_rate) or check the data"
+                )
+            initial = initial if initial is not None else float(np.mean(losses))
+            if float(np.max(losses)) > EXPLODE_FACTOR * max(initial, 1.0):
+                raise TrainError(
+                    f"loss exploded to {float(np.max(losses)):.4g} at step {step} "
+                    f"(over {EXPLODE_FACTOR}x its first value {initial:.4g}); lower "
+                    "the learning rate (--base_learning_rate) or check the data"
                 )
             if step % run.steps_per_epoch == 0:
                 break
