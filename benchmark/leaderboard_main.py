@@ -48,8 +48,18 @@ def main(argv):
         from benchmark.plot import plot_transfer_vs_separation
 
         points = plot_transfer_vs_separation(rows, FLAGS.plot)
+        from benchmark.plot import rank_correlation
+
         counts = ", ".join(f"{len(v)} {k}" for k, v in points.items())
         print(f"\nplot of {counts} modules written to {FLAGS.plot}")
+        for kind, group in points.items():
+            rho = rank_correlation(group)
+            if rho is not None:
+                print(
+                    f"{kind}: Spearman rho(R^2, linear transfer) {rho[0]:+.3f}, "
+                    f"95% bootstrap interval [{rho[1]:+.3f}, {rho[2]:+.3f}] over "
+                    f"{len(group)} modules"
+                )
 
 
 def run():

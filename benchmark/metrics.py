@@ -116,3 +116,47 @@ def fit_temperature(logits, labels):
         options={"xatol": 1e-8},
     )
     return float(np.exp(result.x))
+
+
+def ranks(values):
+    """Returns the 1-based ranks of `values`, ties getting their mean rank."""
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(values, kind="mergesort")
+    result = np.empty(len(values))
+    result[order] = np.arange(1, len(values) + 1)
+    for value in np.unique(values):
+        tied = values == value
+        result[tied] = result[tied].mean()
+    return result
+
+
+def spearman_rho(x, y):
+    """Returns Spearman's rank correlation of two equal-length sequences
+    (Pearson's r of their tie-averaged ranks); nan when either is constant."""
+    rx, ry = ranks(x), ranks(y)
+    if len(rx) < 2 or np.std(rx) == 0 or np.std(ry) == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def bootstrap_interval(statistic, n, *, resamples=2000, level=0.95, seed=0):
+    """Returns the percentile bootstrap interval (low, high) of
+    `statistic(indices)` over `resamples` draws of n indices with
+    replacement; draws where it is nan are left out."""
+    rng = np.random.default_rng(seed)
+    values = np.array([statistic(rng.integers(0, n, size=n)) for _ in range(resamples)])
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return float("nan"), float("nan")
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def spearman_with_interval(x, y, **kwargs):
+    """Returns (rho, low, high): Spearman's rho of x and y and its bootstrap
+    interval over resampled pairs (bootstrap_interval)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    rho = spearman_rho(x, y)
+    low, high = bootstrap_interval(lambda i: spearman_rho(x[i], y[i]), len(x), **kwargs)
+    return rho, low, high

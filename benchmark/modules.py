@@ -177,6 +177,16 @@ class Module:
             value = tf.reduce_mean(value, axis=[1, 2])
         return value
 
+    def endpoint_outputs(self, images):
+        """Returns {name: tensor} of every endpoint of float images in [0, 1],
+        as the module returns them (spatial ones [batch, h, w, c]), from one
+        call; {} for a module without an `endpoints` signature."""
+        fn = getattr(self.obj, "signatures", {}).get("endpoints")
+        if fn is None:
+            return {}
+        (arg,) = list(fn.structured_input_signature[1])[:1]
+        return dict(fn(**{arg: self.prepare(images)}))
+
     def outputs(self, name):
         """Returns images -> [batch, d] of the named output: "features" (the
         module's feature vector), "logits", or "endpoint:NAME" (see

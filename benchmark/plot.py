@@ -77,8 +77,15 @@ def plot_transfer_vs_separation(rows, path):
             "no module has both a class_separation R^2 and a linear_probe "
             "accuracy to plot; run zoo-benchmark with both evaluations"
         )
+    check_plot_path(path)
+    save_figure(_figure(points), path)
+    return points
+
+
+def save_figure(figure, path):
+    """Writes a matplotlib Figure to the PNG `path` atomically (a temporary
+    file beside it, renamed), into an existing folder only."""
     directory = check_plot_path(path)
-    figure = _figure(points)
     tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
     try:
         figure.savefig(tmp, format="png", dpi=120)
@@ -86,7 +93,29 @@ def plot_transfer_vs_separation(rows, path):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return points
+
+
+def new_figure(**kwargs):
+    """Returns a matplotlib Figure (no pyplot state), or a one-line error
+    naming how to install matplotlib."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ValueError(
+            "plotting needs matplotlib; install it with pip install matplotlib"
+        ) from None
+    return Figure(layout="constrained", **kwargs)
+
+
+def rank_correlation(points):
+    """Returns (rho, low, high) of Spearman's rho between R^2 and linear
+    transfer accuracy over `points`, with its 95% bootstrap interval over
+    modules; None for fewer than 3 points."""
+    if len(points) < 3:
+        return None
+    from benchmark.metrics import spearman_with_interval
+
+    return spearman_with_interval([p.r2 for p in points], [p.accuracy for p in points])
 
 
 def check_plot_path(path):
@@ -106,13 +135,7 @@ def check_plot_path(path):
 
 def _figure(points):
     """Returns a matplotlib Figure with the measured and reported panels."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ValueError(
-            "plotting needs matplotlib; install it with pip install matplotlib"
-        ) from None
-    figure = Figure(figsize=(12, 5), layout="constrained")
+    figure = new_figure(figsize=(12, 5))
     for axes, kind in zip(figure.subplots(1, 2), ("measured", "reported")):
         _panel(axes, points[kind], kind)
     return figure
@@ -121,6 +144,9 @@ def _figure(points):
 def _panel(axes, points, kind):
     """Draws one scatter panel of (R^2, accuracy %) points with labels."""
     title = "measured here" if kind == "measured" else "reported in papers"
+    rho = rank_correlation(points)
+    if rho is not None:
+        title += f"\nSpearman rho {rho[0]:+.2f} [95% CI {rho[1]:+.2f}, {rho[2]:+.2f}]"
     axes.set_title(f"{title} ({len(points)} modules)")
     axes.set_xlabel("class separation R^2 (pretraining data)")
     axes.set_ylabel("linear transfer accuracy (%, mean over datasets)")

@@ -7,9 +7,12 @@ Each file's docstring gives its command and the result to expect; see
 import os
 
 
+def config_names(folder):
+    """Returns the names of the config files (NAME.py, not _*.py) in `folder`."""
+    names = [f[:-3] for f in os.listdir(folder) if f.endswith(".py")]
+    return sorted(n for n in names if not n.startswith("_"))
+
+
 def list_configs():
     """Returns the names of the configs shipped here (no TensorFlow import)."""
-    here = os.path.dirname(__file__)
-    return sorted(
-        f[:-3] for f in os.listdir(here) if f.endswith(".py") and not f.startswith("_")
-    )
+    return config_names(os.path.dirname(__file__))

@@ -9,6 +9,7 @@ when class membership tells nothing about direction.
 
 import numpy as np
 
+from benchmark.analyses.class_separation import r2_from_class_means
 from benchmark.evaluators.base import (
     EVALUATORS,
     Evaluator,
@@ -70,7 +71,4 @@ def class_separation_r2(features, labels):
     counts = np.bincount(index, minlength=len(classes))
     sums = np.zeros((len(classes), x.shape[1]))
     np.add.at(sums, index, unit)
-    means = sums / counts[:, None]
-    d_within = 1.0 - np.mean(np.sum(means**2, axis=1))
-    d_total = 1.0 - np.sum(np.mean(means, axis=0) ** 2)
-    return float(1.0 - d_within / d_total)
+    return r2_from_class_means(sums / counts[:, None])
