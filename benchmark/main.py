@@ -226,11 +226,15 @@ def run_sandboxed(tool, config, limits):
     from benchmark.harness import open_datasets, prepare
     from benchmark.modules import resolve_handle
 
-    open_datasets(  # as in the harness: every dataset opens before the module
+    # A local module is checked first (cheap); a remote one after the
+    # datasets, so a missing dataset fails before a long download.
+    local = os.path.exists(os.path.expanduser(FLAGS.module))
+    path = resolve_handle(FLAGS.module) if local else None  # op scan, nothing runs
+    open_datasets(
         prepare(config, FLAGS.evaluations),
         EvaluationContext(None, data_dir=FLAGS.data_dir, report=lambda line: None),
     )
-    path = resolve_handle(FLAGS.module)  # fetch + op scan, before anything runs
+    path = path or resolve_handle(FLAGS.module)  # fetch + op scan
     run_dir = tempfile.mkdtemp(prefix="zoo-benchmark-sandbox-")
     for sub in ("tmp", "config"):
         os.makedirs(os.path.join(run_dir, sub))

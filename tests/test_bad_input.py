@@ -30,10 +30,12 @@ BOARD = "benchmark.leaderboard_main"
 MATRIX = "pipeline.matrix_main"
 DEMO = "pipeline.demo_main"
 PULL = "export.pull_main"
+ANALYZE = "benchmark.analyze_main"
 
 W = "--workdir=run"
 M = "--module={module}"
 K = "--evaluations=knn"
+MS = "--modules={module}"
 
 # (id, entry module, arguments, a fragment the error line must contain).
 # {name} is replaced by the path of the shared input `name` (see `inputs`).
@@ -84,7 +86,7 @@ CASES = [
     ),
     # zoo-benchmark
     ("bench_no_module", BENCH, [], "--module must have a value"),
-    ("bench_missing_module", BENCH, ["--module={missing_dir}"], "not found"),
+    ("bench_missing_module", BENCH, ["--module={missing_dir}", K], "not found"),
     ("bench_not_a_savedmodel", BENCH, ["--module={plain_dir}"], "no saved_model.pb"),
     ("bench_garbage_archive", BENCH, ["--module={garbage_tar}"], "not a readable tar"),
     (
@@ -207,6 +209,29 @@ CASES = [
         "catalog_version",
     ),
     ("pull_negative_limit", PULL, ["--max_module_mb=-1", "x"], "--max_module_mb"),
+    # zoo-analyze
+    ("analyze_no_out", ANALYZE, [MS], "--out must have a value"),
+    ("analyze_no_modules", ANALYZE, ["--out=a"], "--modules must have a value"),
+    ("analyze_out_is_file", ANALYZE, [MS, "--out={file}"], "is a file"),
+    ("analyze_unknown_config", ANALYZE, [MS, "--out=a", "--config=nope"], "nope"),
+    ("analyze_unknown_analysis", ANALYZE, [MS, "--out=a", "--analyses=ckaa"], "ckaa"),
+    ("analyze_tiny_cka_batch", ANALYZE, [MS, "--out=a", "--set=cka.batch_size=2"], "4"),
+    ("analyze_bad_set", ANALYZE, [MS, "--out=a", "--set=oops"], "KEY=VALUE"),
+    ("analyze_unknown_field", ANALYZE, [MS, "--out=a", "--set=colour=1"], "colour"),
+    ("analyze_missing_module", ANALYZE, ["--modules={missing_dir}", "--out=a"], ""),
+    (
+        "analyze_board_foreign",
+        ANALYZE,
+        [M, "--out=a", "--leaderboard={foreign_csv}"],
+        "",
+    ),
+    (
+        "analyze_missing_dataset",
+        ANALYZE,
+        [MS, "--out=a", "--dataset={missing_dir}"],
+        "",
+    ),
+    ("analyze_bad_split", ANALYZE, [MS, "--out=a", "--split=nosuch"], "nosuch"),
 ]
 
 
@@ -325,7 +350,8 @@ def results(inputs, tmp_path_factory):
 def test_there_are_at_least_sixty_cases_across_every_entry_point():
     assert len(CASES) >= 60
     assert len({c[0] for c in CASES}) == len(CASES)
-    assert {c[1] for c in CASES} == {TRAIN, EXPORT, BENCH, BOARD, MATRIX, DEMO, PULL}
+    entries = {TRAIN, EXPORT, BENCH, BOARD, MATRIX, DEMO, PULL, ANALYZE}
+    assert {c[1] for c in CASES} == entries
 
 
 @pytest.mark.parametrize("case_id, fragment", [(c[0], c[3]) for c in CASES])

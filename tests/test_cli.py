@@ -40,6 +40,7 @@ def assert_one_line_error(result, *fragments):
         "zoo-leaderboard",
         "zoo-matrix",
         "zoo-pull",
+        "zoo-analyze",
     ],
 )
 def test_help(command):
