@@ -373,6 +373,10 @@ def test_plot_points_pair_pretraining_r2_with_mean_linear_accuracy(tmp_path):
     ]
     assert points["reported"] == [plot.Point("softmax", "resnet50", 0.35, 0.75)]
     path = tmp_path / "sub" / "plot.png"
+    with pytest.raises(ValueError, match="does not exist; create it first"):
+        plot.plot_transfer_vs_separation(_plot_rows(), str(path))
+    assert not path.parent.exists()  # a typo never creates folders
+    path.parent.mkdir()
     plot.plot_transfer_vs_separation(_plot_rows(), str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert os.listdir(path.parent) == ["plot.png"]
