@@ -189,3 +189,44 @@ def test_zoo_benchmark_records_where_it_ran(mode, tmp_path):
     assert rows[0]["sandbox"] == expected
     assert "1 rows appended" in result.stdout
     assert not [n for n in os.listdir(tmp_path) if n.startswith("zoo-benchmark")]
+
+
+def test_a_full_disk_is_one_line_and_leaves_the_leaderboard_whole(tmp_path):
+    """A real full disk: the leaderboard's folder is a 64 KiB tmpfs (in a
+    private mount namespace made by unshare) already holding a leaderboard
+    and a filler file; the benchmark's rows cannot be written. One line,
+    exit 2, and the old leaderboard is intact with no temporary file left."""
+    if not sandbox.works("unshare"):
+        if os.environ.get("CI"):
+            pytest.fail("unshare cannot build a mount namespace on this CI machine")
+        pytest.skip("unshare cannot build a mount namespace here")
+    module = str(tmp_path / "module")
+    tf.saved_model.save(Features(), module)
+    full = tmp_path / "full"
+    full.mkdir()
+    header = ",".join(leaderboard.COLUMNS)
+    script = (
+        f"mount -t tmpfs -o size=64k tmpfs {full} && "
+        f"printf '%s\\n' '{header}' > {full}/board.csv && "
+        f"(head -c 1000000 /dev/zero > {full}/filler 2>/dev/null; true) && "
+        f"{sys.executable} -m benchmark.main --module={module} --evaluations=knn "
+        f"--image_size=32 --leaderboard={full}/board.csv --sandbox=off "
+        f"--cache_dir={tmp_path / 'cache'}; code=$?; "
+        f"cat {full}/board.csv > {tmp_path}/board_after.csv; ls -a {full} > "
+        f"{tmp_path}/listing.txt; exit $code"
+    )
+    result = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=ENV,
+        timeout=600,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no space left on the device" in lines[0], lines
+    assert (tmp_path / "board_after.csv").read_text() == header + "\n"
+    listing = (tmp_path / "listing.txt").read_text().split()
+    # board.csv.lock is the persistent flock file every append uses.
+    assert sorted(listing) == [".", "..", "board.csv", "board.csv.lock", "filler"]
