@@ -328,3 +328,75 @@ def test_zoo_analyze_writes_json_figures_and_rows(exported_module, tmp_path):
     assert all(r["module_sha256"] == exported_module[1] for r in rows)
     protocol = json.loads(rows[0]["protocol"])
     assert protocol["config"] == "smoke" and "input" in protocol
+
+
+# --------------------------------------------- rank correlation (Figure 1)
+
+
+def test_spearman_rho_against_hand_computed_values():
+    from benchmark.metrics import ranks, spearman_rho, spearman_with_interval
+
+    assert list(ranks([10, 20, 20, 5])) == [2.0, 3.5, 3.5, 1.0]
+    assert spearman_rho([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman_rho([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # d = rank differences (0, 0, 1, -1): rho = 1 - 6 sum d^2 / (n (n^2 - 1)) = 0.8
+    assert spearman_rho([1, 2, 3, 4], [1, 2, 4, 3]) == pytest.approx(0.8)
+    rho, low, high = spearman_with_interval(np.arange(20), np.arange(20) ** 2)
+    assert rho == pytest.approx(1.0) and low == pytest.approx(1.0)
+    noisy = np.arange(30) + RNG.normal(scale=10, size=30)
+    rho, low, high = spearman_with_interval(np.arange(30), noisy)
+    assert low <= rho <= high and high - low > 0.05
+
+
+def test_the_papers_modules_show_the_negative_rank_correlation():
+    """The committed leaderboard's reported rows (the paper's Table 3 R^2 and
+    linear transfer of its 26 modules) give a clearly negative rho."""
+    from benchmark import leaderboard, plot
+
+    rows = leaderboard.read_rows(os.path.join(REPO, "leaderboard.csv"))
+    points = plot.separation_points(rows)["reported"]
+    rho, low, high = plot.rank_correlation(points)
+    assert len(points) == 26
+    assert rho < -0.8 and high < 0
+
+
+def test_a_foreign_module_is_analysed_on_what_it_offers(tmp_path):
+    """A module with only a feature vector (no endpoints, no logits) gets
+    every analysis on its one layer `features`; NC2-NC4 need a classifier and
+    are left out."""
+    import tensorflow as tf
+
+    from benchmark.analyze import analyze, module_layers
+    from benchmark.datasets import load_benchmark_dataset
+    from benchmark.modules import load_module
+
+    class Foreign(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tf.Variable(tf.random.stateless_normal([48, 8], seed=[3, 4]))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+        def __call__(self, images):
+            x = tf.reshape(tf.image.resize(images, [4, 4]), [-1, 48])
+            return tf.nn.relu(tf.matmul(x, self.w))
+
+    tf.saved_model.save(Foreign(), str(tmp_path / "foreign"))
+    module = load_module(str(tmp_path / "foreign"), image_size=16)
+    assert module_layers(module) == [FEATURES]
+    analyses = [
+        create_analysis(n, **({"batch_size": 64} if n == "cka" else {}))
+        for n in list_analyses()
+    ]
+    results, total = analyze(
+        {"f": module},
+        load_benchmark_dataset("digits_0to4"),
+        "test",
+        analyses,
+        batch_size=32,
+        report=lambda line: None,
+    )
+    assert total == 180  # digits 0-4: 20% of each class
+    assert set(results["neural_collapse"].data["modules"]["f"][FEATURES]) == {"nc1"}
+    sparsity = results["sparsity"].data["modules"]["f"][FEATURES]
+    assert 0.0 < sparsity < 1.0  # a ReLU output: some zeros, some not
+    assert results["cka"].data["pairs"][0]["matrix"] == [[pytest.approx(1.0)]]
