@@ -38,6 +38,7 @@ setup(
             "zoo-export=export.main:run",
             "zoo-benchmark=benchmark.main:run",
             "zoo-analyze=benchmark.analyze_main:run",
+            "zoo-submit=benchmark.submit_main:run",
             "zoo-leaderboard=benchmark.leaderboard_main:run",
             "zoo-demo=pipeline.demo_main:run",
             "zoo-matrix=pipeline.matrix_main:run",

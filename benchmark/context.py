@@ -46,6 +46,10 @@ class EvaluationContext:
         self._datasets = {}
         self._outputs = collections.OrderedDict()
 
+    def opened_datasets(self):
+        """Returns the datasets opened so far, in the order they were."""
+        return list(self._datasets.values())
+
     def dataset(self, spec):
         """Returns the dataset named by `spec` (loaded once per run); a
         transfer set whose split sizes differ from the registry is reported."""

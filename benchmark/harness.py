@@ -38,6 +38,7 @@ def run_benchmark(
     load=None,
     provenance=None,
     on_rows=None,
+    record=None,
     report=print,
 ):
     """Returns the leaderboard rows of `module` under `config`.
@@ -54,6 +55,9 @@ def run_benchmark(
       provenance: extra row fields overriding the module's metadata
         (arch, objective, pretrain_dataset, seed).
       on_rows: called with each evaluator's rows when it finishes.
+      record: a dict filled for results bundles: "datasets" ({name:
+        fingerprint} of every dataset read) and "predictions" ({row key:
+        {example id: prediction}} of the rows whose protocol has them).
       report: receives one-line progress messages.
     """
     evaluators = prepare(config, only)
@@ -66,6 +70,11 @@ def run_benchmark(
         report=report,
     )
     open_datasets(evaluators, context)  # Every dataset opens before the module.
+    if record is not None:
+        record.setdefault("predictions", {})
+        record["datasets"] = {
+            d.name: d.fingerprint() for d in context.opened_datasets()
+        }
     if not isinstance(module, Module):
         module = load_module(module, **(load or {}))
         report(
@@ -85,6 +94,10 @@ def run_benchmark(
         measurements = list(evaluator.run(context))
         seconds = round(time.perf_counter() - start, 3)
         new = measurement_rows(base, module, config, evaluator, measurements, seconds)
+        if record is not None:
+            for row, m in zip(new, measurements):
+                if m.predictions:
+                    record["predictions"][leaderboard.row_key(row)] = m.predictions
         for row in new:
             report(
                 f"[benchmark] {row['evaluation']} {row['dataset']} {row['split']}: "

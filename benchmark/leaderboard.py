@@ -121,6 +121,11 @@ def make_row(**fields):
     return row
 
 
+def row_key(row):
+    """Returns a row's identity (its KEY_COLUMNS) as one JSON string."""
+    return json.dumps([row.get(c, "") for c in KEY_COLUMNS])
+
+
 def read_rows(path):
     """Returns the rows of the leaderboard at `path` ([] if it does not exist)."""
     if os.path.isdir(path):

@@ -1,11 +1,21 @@
 """zoo-leaderboard: render a leaderboard CSV as a ranked markdown table and,
 with --plot, a PNG of linear transfer accuracy against class separation R^2
-(measured and reported modules side by side).
+(measured and reported modules side by side); verify and merge results
+bundles.
 
-Example:
+Examples:
   zoo-leaderboard --leaderboard=leaderboard.csv --rank_by=linear_probe \\
       --dataset=cifar10 --plot=runs/transfer_vs_r2.png
+  zoo-leaderboard verify BUNDLE [--rerun=none|sample|all]
+  zoo-leaderboard merge BUNDLE [BUNDLE...] --leaderboard=leaderboard.csv
+verify exits 0 when the bundle holds, 1 when something was tampered with or
+does not reproduce (one line per failing row, after a comparison table), 2
+on bad input. merge appends every bundle's rows in one atomic write, or
+nothing when a bundle fails its checks or a row's key already has another
+value. docs/submissions.md gives the maintainer's flow.
 """
+
+import sys
 
 from absl import flags
 
@@ -28,8 +38,50 @@ flags.DEFINE_string(
 )
 
 
+flags.DEFINE_enum(
+    "rerun", "sample", ["none", "sample", "all"], "verify: evaluations to re-run."
+)
+flags.DEFINE_string("verify", None, "Same as the verify command: the bundle to verify.")
+flags.DEFINE_enum(
+    "rerun_sandbox", "auto", ["auto", "require", "off"], "verify: --sandbox of re-runs."
+)
+
+
+def verify_main(paths):
+    from benchmark.submissions import verify
+
+    if len(paths) != 1:
+        raise ValueError(f"verify takes one bundle, got {len(paths)}")
+    problems = verify(paths[0], rerun=FLAGS.rerun, sandbox=FLAGS.rerun_sandbox)
+    for line in problems:
+        print(f"FAIL: {line}", file=sys.stderr)
+    if problems:
+        sys.exit(1)
+    print(f"{paths[0]}: verified")
+
+
+def merge_main(paths):
+    from benchmark.submissions import MergeConflict, merge
+
+    if not paths:
+        raise ValueError("merge takes one or more bundles")
+    try:
+        count = merge(FLAGS.leaderboard, paths)
+    except MergeConflict as e:
+        for line in e.problems:
+            print(f"FAIL: {line}", file=sys.stderr)
+        sys.exit(1)
+    print(f"{count} rows from {len(paths)} bundles merged into {FLAGS.leaderboard}")
+
+
 def main(argv):
-    del argv
+    args = argv[1:]
+    if FLAGS.verify:
+        return verify_main([FLAGS.verify])
+    if args and args[0] in ("verify", "merge"):
+        return (verify_main if args[0] == "verify" else merge_main)(args[1:])
+    if args:
+        raise ValueError(f"unknown command {args[0]!r}; use verify or merge")
     from benchmark import leaderboard
 
     if FLAGS.plot:

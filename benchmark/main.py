@@ -39,10 +39,7 @@ from zoo.cli import run_main
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
-    "module",
-    None,
-    "Module handle: SavedModel dir, .tar.gz, catalog name or URL.",
-    required=True,
+    "module", None, "Module handle: SavedModel dir, .tar.gz, catalog name or URL."
 )
 flags.DEFINE_string(
     "config",
@@ -104,6 +101,20 @@ flags.DEFINE_float(
     "sandbox_time_s", None, "Sandbox wall-time limit, s (default 1 day)."
 )
 flags.DEFINE_string(
+    "bundle",
+    None,
+    "Also write a results bundle (rows, per-example predictions, manifest, "
+    "attestation) to this folder (benchmark.bundle).",
+)
+flags.DEFINE_list(
+    "modules",
+    None,
+    "A plan instead of one --module: every module x dataset x evaluation of the "
+    "config becomes one job writing its own bundle under --bundle_root.",
+)
+flags.DEFINE_string("shard", None, "Run only shard I/N of the plan's jobs (0-based I).")
+flags.DEFINE_string("bundle_root", None, "Folder of the plan's job bundles.")
+flags.DEFINE_string(
     "record_handle",
     None,
     "Handle written in the rows (default: --module); the sandboxed child gets the "
@@ -111,10 +122,8 @@ flags.DEFINE_string(
 )
 
 
-def config_from_flags():
-    """Returns the BenchmarkConfig named by --config with every override applied."""
-    from benchmark.config import apply_overrides, load_config
-
+def override_list():
+    """Returns the config overrides the flags make, in order."""
     overrides = list(FLAGS.set)
     if FLAGS.datasets:
         overrides.append("datasets=" + ",".join(FLAGS.datasets))
@@ -122,7 +131,14 @@ def config_from_flags():
         overrides.append(f"max_per_class={FLAGS.max_per_class}")
     if FLAGS.batch_size is not None:
         overrides.append(f"batch_size={FLAGS.batch_size}")
-    return apply_overrides(load_config(FLAGS.config), overrides)
+    return overrides
+
+
+def config_from_flags():
+    """Returns the BenchmarkConfig named by --config with every override applied."""
+    from benchmark.config import apply_overrides, load_config
+
+    return apply_overrides(load_config(FLAGS.config), override_list())
 
 
 def main(argv):
@@ -134,8 +150,20 @@ def main(argv):
     from zoo.distribute import check_strategy_name
 
     set_limits(FLAGS.max_module_mb, FLAGS.download_deadline_s)
-    leaderboard.read_rows(FLAGS.leaderboard)  # a foreign header fails before work
-    leaderboard.writable_path(FLAGS.leaderboard)
+    if FLAGS.modules or FLAGS.shard:
+        from benchmark.plan import run_plan
+
+        run_plan(FLAGS, config_from_flags())
+        return None
+    if not FLAGS.module:
+        raise ValueError("pass --module=HANDLE (or --modules=A,B for a sharded plan)")
+    if FLAGS.leaderboard:
+        leaderboard.read_rows(FLAGS.leaderboard)  # a foreign header fails first
+        leaderboard.writable_path(FLAGS.leaderboard)
+    if FLAGS.bundle:
+        from benchmark.bundle import check_target
+
+        check_target(FLAGS.bundle)
     config = config_from_flags()
     prepare(config, FLAGS.evaluations)  # bad settings fail before the module loads
     if FLAGS.image_size is not None and FLAGS.image_size < 1:
@@ -171,7 +199,10 @@ def main(argv):
         return  # The sandboxed child: its parent appends and summarises.
     print()
     print(leaderboard.summary_table(appended))
-    print(f"\n{len(appended)} rows appended to {FLAGS.leaderboard}")
+    if FLAGS.leaderboard:
+        print(f"\n{len(appended)} rows appended to {FLAGS.leaderboard}")
+    if FLAGS.bundle:
+        print(f"results bundle: {FLAGS.bundle}")
 
 
 def run_here(config):
@@ -188,10 +219,11 @@ def run_here(config):
         value_range=parse_value_range(FLAGS.value_range),
         output=FLAGS.output,
     )
-    appended = []
+    appended, record = [], {}
 
     def append(rows):
-        leaderboard.append_rows(FLAGS.leaderboard, rows)
+        if FLAGS.leaderboard:
+            leaderboard.append_rows(FLAGS.leaderboard, rows)
         appended.extend(rows)
 
     run_benchmark(
@@ -204,9 +236,45 @@ def run_here(config):
         load=load,
         provenance={"handle": FLAGS.record_handle} if FLAGS.record_handle else None,
         on_rows=append,
+        record=record,
         report=lambda line: print(line, flush=True),
     )
+    if FLAGS.bundle and appended:
+        from benchmark.bundle import write
+
+        write(
+            FLAGS.bundle,
+            appended,
+            record["predictions"],
+            bundle_manifest(appended, record),
+        )
     return appended
+
+
+def bundle_manifest(rows, record):
+    """Returns the manifest of this run's results bundle."""
+    from benchmark.modules import URL_PREFIXES
+    from zoo.provenance import environment, utc_timestamp
+
+    handle = FLAGS.record_handle or FLAGS.module
+    return {
+        "handle": handle,
+        "url": handle if handle.startswith(URL_PREFIXES) else "",
+        "module_sha256": rows[0]["module_sha256"],
+        "config": FLAGS.config,
+        "overrides": override_list(),
+        "evaluations": list(FLAGS.evaluations or []),
+        "load": {
+            "image_size": FLAGS.image_size,
+            "signature": FLAGS.signature,
+            "value_range": FLAGS.value_range,
+            "output": FLAGS.output,
+        },
+        "datasets": record.get("datasets", {}),
+        "tolerances": {},
+        "created": utc_timestamp(),
+        **environment(),
+    }
 
 
 def run_sandboxed(tool, config, limits):
@@ -250,6 +318,9 @@ def run_sandboxed(tool, config, limits):
         f"--leaderboard={rows_path}",
         "--sandbox=off",
     ]
+    child_bundle = os.path.join(run_dir, "bundle")
+    if FLAGS.bundle:
+        argv.append(f"--bundle={child_bundle}")
     if FLAGS.cache_dir:
         argv.append(f"--cache_dir={os.path.abspath(FLAGS.cache_dir)}")
     env = dict(
@@ -270,9 +341,14 @@ def run_sandboxed(tool, config, limits):
     except sandbox.SandboxError as e:
         code, failure = None, str(e)
     rows = leaderboard.read_rows(rows_path) if os.path.exists(rows_path) else []
-    if rows:
+    if rows and FLAGS.leaderboard:
         leaderboard.append_rows(FLAGS.leaderboard, rows)
     if code == 0:
+        if FLAGS.bundle:
+            from benchmark import bundle
+
+            made = bundle.read(child_bundle)
+            bundle.write(FLAGS.bundle, made.rows, made.predictions, made.manifest)
         shutil.rmtree(run_dir, ignore_errors=True)
         return rows
     kept = f"; {len(rows)} finished rows were appended" if rows else ""

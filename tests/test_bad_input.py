@@ -85,7 +85,7 @@ CASES = [
         "",
     ),
     # zoo-benchmark
-    ("bench_no_module", BENCH, [], "--module must have a value"),
+    ("bench_no_module", BENCH, [], "pass --module=HANDLE"),
     ("bench_missing_module", BENCH, ["--module={missing_dir}", K], "not found"),
     ("bench_not_a_savedmodel", BENCH, ["--module={plain_dir}"], "no saved_model.pb"),
     ("bench_garbage_archive", BENCH, ["--module={garbage_tar}"], "not a readable tar"),

@@ -48,6 +48,9 @@ class Measurement:
       split: "train->test" for trained protocols, the evaluated split otherwise.
       train_size: images the protocol trained or fitted on (None: none).
       test_size: images the value was measured on.
+      predictions: per-example outcomes behind `value`, {example id:
+        predicted label} (results bundles store them; {} when the protocol
+        has none).
     """
 
     metric: str
@@ -57,6 +60,7 @@ class Measurement:
     split: str = ""
     train_size: int | None = None
     test_size: int | None = None
+    predictions: dict = dataclasses.field(default_factory=dict)
 
 
 class Evaluator:
@@ -135,6 +139,14 @@ class FeatureEvaluator(Evaluator):
     def evaluate(self, train, test, metric="top1"):
         """Yields Measurements of the protocol on (train, test) FeatureSets."""
         raise NotImplementedError
+
+
+def per_example(ids, predictions):
+    """Returns {example id: predicted label} for a results bundle."""
+    return {
+        (i.decode() if isinstance(i, bytes) else str(i)): int(p)
+        for i, p in zip(ids, predictions)
+    }
 
 
 def jsonable(value):

@@ -15,6 +15,7 @@ from benchmark.evaluators.base import (
     FeatureEvaluator,
     Measurement,
     check_positive,
+    per_example,
 )
 from benchmark.neighbours import knn_predict, neighbours, vote
 
@@ -75,7 +76,10 @@ class KNN(FeatureEvaluator):
             self.chunk_size,
         )
         yield Measurement(
-            "accuracy", score(test.labels, predictions), selected=selected
+            "accuracy",
+            score(test.labels, predictions),
+            selected=selected,
+            predictions=per_example(test.ids, predictions),
         )
 
     def _select_k(self, memory, val, score):

@@ -18,6 +18,7 @@ from benchmark.evaluators.base import (
     FeatureEvaluator,
     Measurement,
     check_positive,
+    per_example,
 )
 
 
@@ -92,4 +93,5 @@ class LinearProbe(FeatureEvaluator):
             "accuracy",
             score(test.labels, predictions),
             selected=chosen.selected("l2", "val_accuracy"),
+            predictions=per_example(test.ids, predictions),
         )

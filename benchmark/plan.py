@@ -1,0 +1,167 @@
+"""Benchmark plans: modules x datasets x evaluations as idempotent jobs that
+any engine can run (a loop, a Slurm job array, a Kubernetes Indexed Job).
+
+  zoo-benchmark --config=NAME --modules=A,B --datasets=d1,d2 \\
+      --bundle_root=DIR --shard=I/N
+
+The plan's jobs are, in a fixed order, one per (module, evaluation of the
+config, dataset) for evaluations that run on the config's `datasets`, and one
+per (module, evaluation) for those with their own data. Job j belongs to
+shard I of N when j % N == I. Each job is the plain single-module command
+(`zoo-benchmark --module=M --evaluations=E [--datasets=D] --bundle=...`,
+sandboxed as usual) writing its bundle to DIR/<key>, the key a sha256 of
+everything that determines its result (module handle, config, overrides,
+evaluation, dataset, input overrides). A job whose bundle is already there
+and passes benchmark.bundle.check is skipped, so re-running a shard, or the
+whole plan after a failure, does only what is missing. `zoo-leaderboard
+merge DIR/*` gathers the bundles.
+"""
+
+import dataclasses
+import glob
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+from benchmark import bundle as bundles
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    module: str
+    evaluation: str
+    dataset: str | None  # None: the evaluation's own data
+
+
+def parse_shard(text):
+    """Returns (I, N) of "I/N" (0 <= I < N); ValueError otherwise."""
+    if not text:
+        return 0, 1
+    index, sep, count = str(text).partition("/")
+    if not (
+        sep and index.isdigit() and count.isdigit() and 0 <= int(index) < int(count)
+    ):
+        raise ValueError(f"--shard={text} must be I/N with 0 <= I < N, e.g. 0/4")
+    return int(index), int(count)
+
+
+def plan_jobs(config, modules, only=None):
+    """Returns the plan's jobs in their fixed order."""
+    from benchmark.config import _defaults
+
+    jobs = []
+    names = list(dict.fromkeys(e.evaluator for e in config.evaluations))
+    for module in modules:
+        for name in names:
+            if only and name not in only:
+                continue
+            entries = [e for e in config.evaluations if e.evaluator == name]
+            own = all(
+                e.data is not None or _defaults(name).get("data") for e in entries
+            )
+            if own:
+                jobs.append(Job(module, name, None))
+            else:
+                jobs += [Job(module, name, d) for d in config.datasets]
+    return jobs
+
+
+def job_key(job, flags):
+    """Returns the content key of a job: what determines its result."""
+    identity = {
+        "module": job.module,
+        "evaluation": job.evaluation,
+        "dataset": job.dataset,
+        "config": flags.config,
+        "set": list(flags.set),
+        "max_per_class": flags.max_per_class,
+        "batch_size": flags.batch_size,
+        "load": [flags.image_size, flags.signature, flags.value_range, flags.output],
+    }
+    return hashlib.sha256(bundles.canonical(identity)).hexdigest()[:24]
+
+
+def job_command(job, flags, out):
+    """Returns the single-module command of a job (its bundle at `out`)."""
+    cmd = [sys.executable, "-m", "benchmark.main", f"--module={job.module}"]
+    cmd += [f"--config={flags.config}", f"--evaluations={job.evaluation}"]
+    cmd += [f"--set={item}" for item in flags.set]
+    if job.dataset:
+        cmd.append(f"--datasets={job.dataset}")
+    for name in (
+        "max_per_class",
+        "batch_size",
+        "image_size",
+        "signature",
+        "value_range",
+        "output",
+        "data_dir",
+        "cache_dir",
+        "strategy",
+        "sandbox",
+    ):
+        value = getattr(flags, name)
+        if value is not None:
+            cmd.append(f"--{name}={value}")
+    return cmd + [f"--bundle={out}", "--leaderboard="]
+
+
+def done(path):
+    """Returns whether `path` holds a finished, intact job bundle."""
+    if not bundles.is_bundle(path):
+        return False
+    try:
+        return not bundles.check(bundles.read(path))
+    except bundles.BundleError:
+        return False
+
+
+def run_plan(flags, config):
+    """Runs this process's shard of the plan; returns the bundle paths."""
+    if not flags.modules:
+        raise ValueError("--shard needs a plan: pass --modules=A[,B...]")
+    if not flags.bundle_root:
+        raise ValueError("a plan writes one bundle per job: pass --bundle_root=DIR")
+    if flags.module or flags.bundle:
+        raise ValueError(
+            "a plan takes --modules and --bundle_root, not --module/--bundle"
+        )
+    index, count = parse_shard(flags.shard)
+    jobs = plan_jobs(config, flags.modules, flags.evaluations)
+    mine = [j for i, j in enumerate(jobs) if i % count == index]
+    os.makedirs(flags.bundle_root, exist_ok=True)
+    print(
+        f"[plan] {len(jobs)} jobs, shard {index}/{count} runs {len(mine)}", flush=True
+    )
+    paths, failed = [], []
+    for n, job in enumerate(mine, start=1):
+        out = os.path.join(flags.bundle_root, job_key(job, flags))
+        what = f"{job.module} {job.evaluation} {job.dataset or '(own data)'}"
+        paths.append(out)
+        if done(out):
+            print(f"[plan] {n}/{len(mine)} done already: {what}", flush=True)
+            continue
+        print(f"[plan] {n}/{len(mine)} running: {what}", flush=True)
+        result = subprocess.run(job_command(job, flags, out))
+        if result.returncode != 0:
+            failed.append(what)
+    with open(os.path.join(flags.bundle_root, "plan.json.tmp"), "w") as f:
+        json.dump([dataclasses.asdict(j) for j in jobs], f, indent=1)
+    os.replace(
+        os.path.join(flags.bundle_root, "plan.json.tmp"),
+        os.path.join(flags.bundle_root, "plan.json"),
+    )
+    if failed:
+        raise ValueError(
+            f"{len(failed)} of {len(mine)} jobs failed ({'; '.join(failed)}); rerun "
+            "the same command to retry only those"
+        )
+    print(f"[plan] shard {index}/{count}: {len(mine)} bundles in {flags.bundle_root}")
+    return paths
+
+
+def bundle_paths(root):
+    """Returns the job bundles under a plan's --bundle_root."""
+    return sorted(p for p in glob.glob(os.path.join(root, "*")) if bundles.is_bundle(p))

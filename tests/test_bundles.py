@@ -1,0 +1,187 @@
+"""Results bundles end to end, on real modules and real commands:
+zoo-submit -> bundle -> zoo-leaderboard verify (re-running a sample) ->
+tampering caught naming the row -> merge -> the leaderboard shows the module;
+and a sharded plan of 2 modules x 2 datasets whose 4 shards merge to exactly
+the rows of the unsharded runs, a re-run shard changing nothing."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from benchmark import bundle as bundles
+from benchmark import leaderboard
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def _cli(module, *args):
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=ENV,
+        timeout=900,
+    )
+
+
+@pytest.mark.slow  # a submission, two verifications with re-runs, a merge
+def test_submit_verify_tamper_merge_round_trip(exported_module, tmp_path):
+    module = exported_module[0]
+    out = tmp_path / "bundle"
+    refused = _cli("benchmark.submit_main", f"--module={module}", f"--bundle={out}")
+    assert refused.returncode == 2 and "others cannot fetch" in refused.stderr
+    assert not out.exists()
+    made = _cli(
+        "benchmark.submit_main",
+        f"--module={module}",
+        "--config=smoke",
+        "--evaluations=linear_probe,knn",
+        f"--bundle={out}",
+        "--local",
+    )
+    assert made.returncode == 0, made.stderr
+    assert sorted(os.listdir(out)) == sorted(bundles.FILES)
+    b = bundles.read(str(out))
+    assert b.manifest["module_sha256"] == exported_module[1]
+    assert b.manifest["datasets"] and b.manifest["handle"] == module
+    assert {r["evaluation"] for r in b.rows} == {"linear_probe", "knn"}
+    for row in b.rows:  # per-example predictions behind each accuracy
+        assert len(b.predictions[leaderboard.row_key(row)]) == int(row["test_size"])
+
+    ok = _cli("benchmark.leaderboard_main", "verify", str(out), "--rerun=all")
+    assert ok.returncode == 0, ok.stderr
+    assert "| knn | digits_5to9 |" in ok.stdout and "FAIL" not in ok.stdout
+
+    # A value changed by hand: the attestation names the row.
+    rows_path = out / "rows.csv"
+    original = rows_path.read_text()
+    row = b.rows[0]
+    tampered = original.replace(f",{row['value']},", ",0.999,", 1)
+    assert tampered != original
+    rows_path.write_text(tampered)
+    bad = _cli("benchmark.leaderboard_main", "verify", str(out), "--rerun=none")
+    assert bad.returncode == 1
+    fails = [line for line in bad.stderr.splitlines() if line.startswith("FAIL:")]
+    assert fails == [
+        f"FAIL: row 2 ({row['evaluation']} {row['dataset']} {row['split']} "
+        f"{row['metric']}): changed since the bundle was attested"
+    ]
+    # A forger who also recomputes the attestation is caught by the re-run.
+    forged = bundles.read(str(out))
+    bundles.write(str(out), forged.rows, forged.predictions, forged.manifest)
+    caught = _cli("benchmark.leaderboard_main", "verify", str(out), "--rerun=all")
+    assert caught.returncode == 1
+    fails = [line for line in caught.stderr.splitlines() if line.startswith("FAIL:")]
+    assert len(fails) == 1 and "bundle 0.999, re-run" in fails[0], caught.stderr
+    assert row["evaluation"] in fails[0]
+    # Bad input is 2.
+    missing = _cli("benchmark.leaderboard_main", "verify", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "not found" in missing.stderr
+
+    # Merge the honest bundle (restored) and see the module on the board.
+    rows_path.write_text(original)
+    honest = bundles.read(str(out))
+    bundles.write(str(out), honest.rows, honest.predictions, honest.manifest)
+    board = tmp_path / "board.csv"
+    merged = _cli(
+        "benchmark.leaderboard_main", "merge", str(out), f"--leaderboard={board}"
+    )
+    assert merged.returncode == 0, merged.stderr
+    assert len(leaderboard.read_rows(str(board))) == len(honest.rows)
+    shown = _cli("benchmark.leaderboard_main", f"--leaderboard={board}")
+    assert shown.returncode == 0 and "cosine_softmax" in shown.stdout
+    # Merging again is a no-op; a conflicting value is refused, nothing written.
+    assert (
+        _cli(
+            "benchmark.leaderboard_main", "merge", str(out), f"--leaderboard={board}"
+        ).returncode
+        == 0
+    )
+    before = board.read_text()
+    other = tmp_path / "other"
+    changed = [dict(r, value="0.5") if i == 0 else r for i, r in enumerate(honest.rows)]
+    bundles.write(str(other), changed, honest.predictions, honest.manifest)
+    conflict = _cli(
+        "benchmark.leaderboard_main", "merge", str(other), f"--leaderboard={board}"
+    )
+    assert conflict.returncode == 1 and "already" in conflict.stderr
+    assert board.read_text() == before
+
+
+class Features(tf.Module):
+    def __init__(self, seed):
+        super().__init__()
+        self.w = tf.Variable(tf.random.stateless_normal([48, 16], seed=[seed, 1]))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+    def __call__(self, images):
+        x = tf.reshape(tf.image.resize(images, [4, 4]), [-1, 48])
+        return tf.nn.relu(tf.matmul(x, self.w))
+
+
+SAME = [c for c in leaderboard.COLUMNS if c not in bundles.VOLATILE]
+
+
+@pytest.mark.slow  # 4 shard jobs, 2 unsharded runs, a no-op re-run
+def test_four_shards_merge_to_the_unsharded_rows(tmp_path):
+    modules = []
+    for seed in (1, 2):
+        path = str(tmp_path / f"module{seed}")
+        tf.saved_model.save(Features(seed), path)
+        modules.append(path)
+    common = ["--config=local", "--datasets=digits_5to9,digits", "--evaluations=knn"]
+    common += ["--image_size=16", "--sandbox=off"]
+    root = tmp_path / "bundles"
+    for index in range(4):
+        shard = _cli(
+            "benchmark.main",
+            *common,
+            f"--modules={','.join(modules)}",
+            f"--bundle_root={root}",
+            f"--shard={index}/4",
+            f"--cache_dir={tmp_path / 'cache'}",
+        )
+        assert shard.returncode == 0, shard.stderr
+        assert "[plan] 4 jobs, shard" in shard.stdout and "runs 1" in shard.stdout
+    paths = sorted(str(root / p) for p in os.listdir(root) if (root / p).is_dir())
+    assert len(paths) == 4
+    stamps = {p: os.stat(os.path.join(p, "rows.csv")).st_mtime_ns for p in paths}
+    again = _cli(
+        "benchmark.main",
+        *common,
+        f"--modules={','.join(modules)}",
+        f"--bundle_root={root}",
+        "--shard=2/4",
+    )
+    assert again.returncode == 0 and "done already" in again.stdout
+    assert stamps == {
+        p: os.stat(os.path.join(p, "rows.csv")).st_mtime_ns for p in paths
+    }
+    merged = tmp_path / "merged.csv"
+    result = _cli(
+        "benchmark.leaderboard_main", "merge", *paths, f"--leaderboard={merged}"
+    )
+    assert result.returncode == 0, result.stderr
+    unsharded = tmp_path / "unsharded.csv"
+    for module in modules:
+        run = _cli(
+            "benchmark.main",
+            *common,
+            f"--module={module}",
+            f"--leaderboard={unsharded}",
+        )
+        assert run.returncode == 0, run.stderr
+
+    def rows(path):
+        return sorted(
+            json.dumps([r[c] for c in SAME]) for r in leaderboard.read_rows(str(path))
+        )
+
+    assert len(rows(merged)) == 4
+    assert rows(merged) == rows(unsharded)
