@@ -46,6 +46,7 @@ class MatrixConfig:
     overrides: dict = dataclasses.field(default_factory=dict)
     export: bool = True
     archive: bool = False
+    shard: tuple = (0, 1)  # (I, N): train only cells with index % N == I
 
 
 def run_configs(matrix):
@@ -66,10 +67,20 @@ def run_configs(matrix):
     return cells
 
 
+def shard_cells(cells, shard):
+    """Returns the cells of shard (I, N): those whose index % N == I."""
+    index, count = shard
+    return [c for i, c in enumerate(cells) if i % count == index]
+
+
 def run_matrix(matrix, strategy=None, report=print):
     """Trains and exports every cell; returns [{"name", "workdir", "module",
     "holdout_top1"}] in matrix order."""
-    cells = run_configs(matrix)
+    index, count = matrix.shard
+    all_cells = run_configs(matrix)
+    cells = shard_cells(all_cells, matrix.shard)
+    if count > 1:
+        report(f"[matrix] shard {index}/{count}: {len(cells)} of {len(all_cells)} runs")
     summary = []
     for i, (name, config) in enumerate(cells, start=1):
         report(f"== [{i}/{len(cells)}] {name} ==")

@@ -26,6 +26,12 @@ flags.DEFINE_integer("image_size", None, "Override: resolution of every run.")
 flags.DEFINE_bool("export", True, "Export each run as a TF-Hub module.")
 flags.DEFINE_bool("archive", False, "Also write each module as a .tar.gz.")
 flags.DEFINE_string(
+    "shard",
+    None,
+    "Train only shard I/N of the runs (run i when i % N == I); each run is "
+    "resumable and a finished one is skipped, so shards are idempotent jobs.",
+)
+flags.DEFINE_string(
     "strategy",
     "default",
     "default, one_device, mirrored, multi_worker, tpu[:ADDR], cpu:N",
@@ -34,8 +40,10 @@ flags.DEFINE_string(
 
 def main(argv):
     del argv
+    from benchmark.plan import parse_shard
     from zoo.distribute import create_strategy
 
+    shard = parse_shard(FLAGS.shard)
     strategy = create_strategy(FLAGS.strategy)
     from pipeline.matrix import MatrixConfig, run_matrix
     from zoo.objectives import list_objectives
@@ -61,6 +69,7 @@ def main(argv):
         overrides=overrides,
         export=FLAGS.export,
         archive=FLAGS.archive,
+        shard=shard,
     )
     summary = run_matrix(matrix, strategy, report=lambda s: print(s, flush=True))
     print("\n| run | holdout top-1 | module |\n|---|---|---|")

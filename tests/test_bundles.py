@@ -185,3 +185,18 @@ def test_four_shards_merge_to_the_unsharded_rows(tmp_path):
 
     assert len(rows(merged)) == 4
     assert rows(merged) == rows(unsharded)
+
+
+def test_matrix_shards_partition_the_runs():
+    from benchmark.plan import parse_shard
+    from pipeline.matrix import MatrixConfig, run_configs, shard_cells
+
+    matrix = MatrixConfig(objectives=("softmax", "sigmoid", "focal"), seeds=(0, 1))
+    cells = [name for name, _ in run_configs(matrix)]
+    parts = [[n for n, _ in shard_cells(run_configs(matrix), (i, 4))] for i in range(4)]
+    assert sorted(sum(parts, [])) == sorted(cells) and len(cells) == 6
+    assert all(not set(a) & set(b) for a in parts for b in parts if a is not b)
+    assert parse_shard("3/4") == (3, 4) and parse_shard(None) == (0, 1)
+    for bad in ("4/4", "-1/2", "a/b", "1"):
+        with pytest.raises(ValueError, match="must be I/N"):
+            parse_shard(bad)
