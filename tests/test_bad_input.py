@@ -31,6 +31,7 @@ MATRIX = "pipeline.matrix_main"
 DEMO = "pipeline.demo_main"
 PULL = "export.pull_main"
 ANALYZE = "benchmark.analyze_main"
+SUBMIT = "benchmark.submit_main"
 
 W = "--workdir=run"
 M = "--module={module}"
@@ -209,6 +210,27 @@ CASES = [
         "catalog_version",
     ),
     ("pull_negative_limit", PULL, ["--max_module_mb=-1", "x"], "--max_module_mb"),
+    # zoo-submit and bundles
+    ("submit_local", SUBMIT, [M, "--bundle=b"], "others cannot fetch"),
+    ("submit_bundle_is_file", SUBMIT, [M, "--bundle={file}", "--local"], "is a file"),
+    ("submit_no_bundle", SUBMIT, [M], "--bundle must have a value"),
+    ("verify_missing", BOARD, ["verify", "{missing_dir}"], "not found"),
+    ("verify_not_a_bundle", BOARD, ["verify", "{plain_dir}"], "lacks"),
+    ("merge_nothing", BOARD, ["merge"], "one or more bundles"),
+    ("board_unknown_command", BOARD, ["publish"], "unknown command"),
+    (
+        "bench_bad_shard",
+        BENCH,
+        ["--modules={module}", "--bundle_root=r", "--shard=4/4"],
+        "I/N",
+    ),
+    ("bench_plan_no_root", BENCH, ["--modules={module}"], "--bundle_root"),
+    (
+        "bench_bundle_not_bundle",
+        BENCH,
+        [M, K, "--bundle={plain_dir}"],
+        "not a results bundle",
+    ),
     # zoo-analyze
     ("analyze_no_out", ANALYZE, [MS], "--out must have a value"),
     ("analyze_no_modules", ANALYZE, ["--out=a"], "--modules must have a value"),
@@ -350,7 +372,7 @@ def results(inputs, tmp_path_factory):
 def test_there_are_at_least_sixty_cases_across_every_entry_point():
     assert len(CASES) >= 60
     assert len({c[0] for c in CASES}) == len(CASES)
-    entries = {TRAIN, EXPORT, BENCH, BOARD, MATRIX, DEMO, PULL, ANALYZE}
+    entries = {TRAIN, EXPORT, BENCH, BOARD, MATRIX, DEMO, PULL, ANALYZE, SUBMIT}
     assert {c[1] for c in CASES} == entries
 
 

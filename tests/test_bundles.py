@@ -200,3 +200,17 @@ def test_matrix_shards_partition_the_runs():
     for bad in ("4/4", "-1/2", "a/b", "1"):
         with pytest.raises(ValueError, match="must be I/N"):
             parse_shard(bad)
+
+
+def test_the_launchers_run_the_same_sharded_command():
+    slurm = os.path.join(REPO, "launchers", "slurm_benchmark.sh")
+    k8s = os.path.join(REPO, "launchers", "k8s_benchmark_job.yaml")
+    assert subprocess.run(["bash", "-n", slurm]).returncode == 0
+    slurm_text, k8s_text = open(slurm).read(), open(k8s).read()
+    assert '--shard="${SLURM_ARRAY_TASK_ID}/${SHARDS}"' in slurm_text
+    assert "#SBATCH --array=0-7" in slurm_text
+    assert "--shard=${JOB_COMPLETION_INDEX}/8" in k8s_text
+    assert "completionMode: Indexed" in k8s_text and "completions: 8" in k8s_text
+    for text in (slurm_text, k8s_text):
+        assert "zoo-benchmark --config=paper" in text and "--bundle_root=" in text
+        assert "zoo-leaderboard merge" in text

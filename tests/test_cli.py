@@ -41,6 +41,7 @@ def assert_one_line_error(result, *fragments):
         "zoo-matrix",
         "zoo-pull",
         "zoo-analyze",
+        "zoo-submit",
     ],
 )
 def test_help(command):
