@@ -32,10 +32,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/zoo-demo $(ARGS)
 
-## test: lint and the whole test suite, slow tests included (what CI runs)
+## test: lint, the whole test suite (slow tests included) and the benchmark gate
+## against .ci/baseline.json (what CI runs)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
+	BIN=$(BIN) bash .ci/gate
 
 ## test-fast: the tests not marked slow
 test-fast: $(STAMP)

@@ -30,6 +30,7 @@ setup(
             "pytest-xdist>=3.5",
             "ruff>=0.6",
             "tf-keras>=2.21,<2.22",
+            "check-jsonschema>=0.28",
         ],
     },
     entry_points={

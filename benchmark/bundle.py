@@ -3,8 +3,9 @@ merges into a leaderboard.
 
 A bundle is a folder (or a .tar.gz of one) holding:
   rows.csv          the rows, in the leaderboard schema (benchmark.leaderboard)
-  predictions.json  {row key: {example id: predicted label}} for the rows whose
-                    protocol has per-example outcomes (linear probe, kNN)
+  predictions.json  {row key: {example id: [predicted, true label]}} for the
+                    rows whose protocol has per-example outcomes (linear
+                    probe, kNN)
   manifest.json     format_version, module handle and URL, module sha256, the
                     config and its overrides, the evaluations run, the module
                     input overrides, code and TensorFlow versions, device,

@@ -115,6 +115,20 @@ flags.DEFINE_list(
 flags.DEFINE_string("shard", None, "Run only shard I/N of the plan's jobs (0-based I).")
 flags.DEFINE_string("bundle_root", None, "Folder of the plan's job bundles.")
 flags.DEFINE_string(
+    "baseline",
+    None,
+    "CI gate: compare the run with this baseline JSON (benchmark.gate); exit 0 "
+    "within tolerance, 1 regression, 2 bad input, 3 module/data unreachable, 4 "
+    "metrics missing on one side.",
+)
+flags.DEFINE_bool(
+    "update_baseline", False, "Write --baseline when the run passes or none exists."
+)
+flags.DEFINE_string("junit", None, "CI gate: write a JUnit XML report here.")
+flags.DEFINE_string(
+    "benchmark_json", None, "CI gate: write github-action-benchmark JSON here."
+)
+flags.DEFINE_string(
     "record_handle",
     None,
     "Handle written in the rows (default: --module); the sandboxed child gets the "
@@ -164,6 +178,9 @@ def main(argv):
         from benchmark.bundle import check_target
 
         check_target(FLAGS.bundle)
+    if FLAGS.baseline:
+        _GATE["baseline"] = FLAGS.baseline
+        return gate_main()
     config = config_from_flags()
     prepare(config, FLAGS.evaluations)  # bad settings fail before the module loads
     if FLAGS.image_size is not None and FLAGS.image_size < 1:
@@ -203,6 +220,82 @@ def main(argv):
         print(f"\n{len(appended)} rows appended to {FLAGS.leaderboard}")
     if FLAGS.bundle:
         print(f"results bundle: {FLAGS.bundle}")
+
+
+def gate_main():
+    """Runs the benchmark (writing a bundle for its per-example outcomes),
+    judges it against --baseline and exits with the gate's code."""
+    import tempfile
+
+    from benchmark import bundle, gate
+    from benchmark.datasets import DatasetError
+    from benchmark.modules import ModuleError
+    from export.fetch import FetchError
+
+    exists = os.path.exists(FLAGS.baseline)
+    baseline = (
+        gate.load_baseline(FLAGS.baseline)
+        if exists or not FLAGS.update_baseline
+        else None
+    )
+    for path in (FLAGS.junit, FLAGS.benchmark_json):
+        if path and os.path.isdir(path):
+            raise ValueError(f"{path} is a folder; pass a file name")
+    with tempfile.TemporaryDirectory() as tmp:
+        target = FLAGS.bundle or os.path.join(tmp, "bundle")
+        FLAGS.bundle, FLAGS.baseline = target, None
+        try:
+            main([])
+        except (ModuleError, FetchError, DatasetError) as e:
+            print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+            sys.exit(gate.UNREACHABLE)
+        made = bundle.read(target)
+    metrics = gate.run_metrics(made.rows, made.predictions)
+    if baseline is None:
+        gate.write_baseline(_baseline_path(), metrics, made.manifest)
+        print(f"baseline written to {_baseline_path()} ({len(metrics)} metrics)")
+        return
+    judgements = gate.judge(baseline, metrics)
+    code = gate.exit_code(judgements)
+    report_gate(judgements)
+    if code == gate.PASS and FLAGS.update_baseline:
+        gate.write_baseline(_baseline_path(), metrics, made.manifest)
+        print(f"baseline updated: {_baseline_path()}")
+    failing = [j for j in judgements if j.verdict != "pass"]
+    for j in failing:
+        print(f"error: {j.message()}", file=sys.stderr)
+    print(f"gate: {len(judgements) - len(failing)}/{len(judgements)} metrics pass")
+    sys.exit(code)
+
+
+def _baseline_path():
+    return _GATE["baseline"]
+
+
+_GATE = {}
+
+
+def report_gate(judgements):
+    """Writes the JUnit, step-summary and benchmark-JSON reports and prints
+    GitHub ::error annotations for failing metrics."""
+    import json
+
+    from benchmark import gate
+
+    if FLAGS.junit:
+        with open(FLAGS.junit, "w") as f:
+            f.write(gate.junit_xml(judgements))
+    if FLAGS.benchmark_json:
+        with open(FLAGS.benchmark_json, "w") as f:
+            json.dump(gate.benchmark_json(judgements), f, indent=1)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a") as f:
+            f.write(gate.step_summary(judgements))
+    if os.environ.get("GITHUB_ACTIONS"):
+        for j in judgements:
+            if j.verdict != "pass":
+                print(f"::error title=benchmark regression::{j.message()}")
 
 
 def run_here(config):
@@ -317,6 +410,10 @@ def run_sandboxed(tool, config, limits):
         f"--record_handle={FLAGS.record_handle or FLAGS.module}",
         f"--leaderboard={rows_path}",
         "--sandbox=off",
+        "--baseline=",  # the gate is judged here, in the parent
+        "--noupdate_baseline",
+        "--junit=",
+        "--benchmark_json=",
     ]
     child_bundle = os.path.join(run_dir, "bundle")
     if FLAGS.bundle:
@@ -351,7 +448,11 @@ def run_sandboxed(tool, config, limits):
             bundle.write(FLAGS.bundle, made.rows, made.predictions, made.manifest)
         shutil.rmtree(run_dir, ignore_errors=True)
         return rows
-    kept = f"; {len(rows)} finished rows were appended" if rows else ""
+    kept = (
+        f"; {len(rows)} finished rows were appended"
+        if rows and FLAGS.leaderboard
+        else ""
+    )
     if code == 2:  # The child's own one-line error.
         with open(log, encoding="utf-8", errors="replace") as f:
             lines = [line for line in f.read().splitlines() if line.strip()]

@@ -49,8 +49,8 @@ class Measurement:
       train_size: images the protocol trained or fitted on (None: none).
       test_size: images the value was measured on.
       predictions: per-example outcomes behind `value`, {example id:
-        predicted label} (results bundles store them; {} when the protocol
-        has none).
+        [predicted label, true label]} (results bundles store them and
+        paired gates compare them; {} when the protocol has none).
     """
 
     metric: str
@@ -141,11 +141,12 @@ class FeatureEvaluator(Evaluator):
         raise NotImplementedError
 
 
-def per_example(ids, predictions):
-    """Returns {example id: predicted label} for a results bundle."""
+def per_example(ids, predictions, labels):
+    """Returns {example id: [predicted label, true label]}: the per-example
+    outcomes results bundles store and paired gates compare."""
     return {
-        (i.decode() if isinstance(i, bytes) else str(i)): int(p)
-        for i, p in zip(ids, predictions)
+        (i.decode() if isinstance(i, bytes) else str(i)): [int(p), int(y)]
+        for i, p, y in zip(ids, predictions, labels)
     }
 
 

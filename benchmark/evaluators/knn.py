@@ -79,7 +79,7 @@ class KNN(FeatureEvaluator):
             "accuracy",
             score(test.labels, predictions),
             selected=selected,
-            predictions=per_example(test.ids, predictions),
+            predictions=per_example(test.ids, predictions, test.labels),
         )
 
     def _select_k(self, memory, val, score):

@@ -93,5 +93,5 @@ class LinearProbe(FeatureEvaluator):
             "accuracy",
             score(test.labels, predictions),
             selected=chosen.selected("l2", "val_accuracy"),
-            predictions=per_example(test.ids, predictions),
+            predictions=per_example(test.ids, predictions, test.labels),
         )
