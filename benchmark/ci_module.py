@@ -8,7 +8,10 @@ it with the smoke config against the committed `.ci/baseline.json`.
 
 import sys
 
-import tensorflow as tf
+from zoo.cli import quiet_tensorflow
+
+quiet_tensorflow()  # before TensorFlow's start-up lines can print
+import tensorflow as tf  # noqa: E402
 
 SEED = (20211206, 1)
 IMAGE_SIZE = 16

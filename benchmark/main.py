@@ -179,8 +179,7 @@ def main(argv):
 
         check_target(FLAGS.bundle)
     if FLAGS.baseline:
-        _GATE["baseline"] = FLAGS.baseline
-        return gate_main()
+        return gate_main(FLAGS.baseline)
     config = config_from_flags()
     prepare(config, FLAGS.evaluations)  # bad settings fail before the module loads
     if FLAGS.image_size is not None and FLAGS.image_size < 1:
@@ -222,9 +221,10 @@ def main(argv):
         print(f"results bundle: {FLAGS.bundle}")
 
 
-def gate_main():
+def gate_main(baseline_path):
     """Runs the benchmark (writing a bundle for its per-example outcomes),
-    judges it against --baseline and exits with the gate's code."""
+    judges it against the baseline at `baseline_path` and exits with the
+    gate's code."""
     import tempfile
 
     from benchmark import bundle, gate
@@ -232,18 +232,15 @@ def gate_main():
     from benchmark.modules import ModuleError
     from export.fetch import FetchError
 
-    exists = os.path.exists(FLAGS.baseline)
-    baseline = (
-        gate.load_baseline(FLAGS.baseline)
-        if exists or not FLAGS.update_baseline
-        else None
-    )
+    # No baseline yet and --update_baseline: this run writes the first one.
+    first = FLAGS.update_baseline and not os.path.exists(baseline_path)
+    baseline = None if first else gate.load_baseline(baseline_path)
     for path in (FLAGS.junit, FLAGS.benchmark_json):
         if path and os.path.isdir(path):
             raise ValueError(f"{path} is a folder; pass a file name")
     with tempfile.TemporaryDirectory() as tmp:
         target = FLAGS.bundle or os.path.join(tmp, "bundle")
-        FLAGS.bundle, FLAGS.baseline = target, None
+        FLAGS.bundle, FLAGS.baseline = target, None  # the plain run, then judge
         try:
             main([])
         except (ModuleError, FetchError, DatasetError) as e:
@@ -252,27 +249,20 @@ def gate_main():
         made = bundle.read(target)
     metrics = gate.run_metrics(made.rows, made.predictions)
     if baseline is None:
-        gate.write_baseline(_baseline_path(), metrics, made.manifest)
-        print(f"baseline written to {_baseline_path()} ({len(metrics)} metrics)")
+        gate.write_baseline(baseline_path, metrics, made.manifest)
+        print(f"baseline written to {baseline_path} ({len(metrics)} metrics)")
         return
     judgements = gate.judge(baseline, metrics)
     code = gate.exit_code(judgements)
     report_gate(judgements)
     if code == gate.PASS and FLAGS.update_baseline:
-        gate.write_baseline(_baseline_path(), metrics, made.manifest)
-        print(f"baseline updated: {_baseline_path()}")
+        gate.write_baseline(baseline_path, metrics, made.manifest)
+        print(f"baseline updated: {baseline_path}")
     failing = [j for j in judgements if j.verdict != "pass"]
     for j in failing:
         print(f"error: {j.message()}", file=sys.stderr)
     print(f"gate: {len(judgements) - len(failing)}/{len(judgements)} metrics pass")
     sys.exit(code)
-
-
-def _baseline_path():
-    return _GATE["baseline"]
-
-
-_GATE = {}
 
 
 def report_gate(judgements):
