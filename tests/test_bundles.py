@@ -54,7 +54,9 @@ def test_submit_verify_tamper_merge_round_trip(exported_module, tmp_path):
     for row in b.rows:  # per-example predictions behind each accuracy
         assert len(b.predictions[leaderboard.row_key(row)]) == int(row["test_size"])
 
-    ok = _cli("benchmark.leaderboard_main", "verify", str(out), "--rerun=all")
+    # Re-runs in-process: the sandbox has its own tests (tests/test_sandbox.py).
+    quick = "--rerun_sandbox=off"
+    ok = _cli("benchmark.leaderboard_main", "verify", str(out), "--rerun=all", quick)
     assert ok.returncode == 0, ok.stderr
     assert "| knn | digits_5to9 |" in ok.stdout and "FAIL" not in ok.stdout
 
@@ -75,7 +77,9 @@ def test_submit_verify_tamper_merge_round_trip(exported_module, tmp_path):
     # A forger who also recomputes the attestation is caught by the re-run.
     forged = bundles.read(str(out))
     bundles.write(str(out), forged.rows, forged.predictions, forged.manifest)
-    caught = _cli("benchmark.leaderboard_main", "verify", str(out), "--rerun=all")
+    caught = _cli(
+        "benchmark.leaderboard_main", "verify", str(out), "--rerun=all", quick
+    )
     assert caught.returncode == 1
     fails = [line for line in caught.stderr.splitlines() if line.startswith("FAIL:")]
     assert len(fails) == 1 and "bundle 0.999, re-run" in fails[0], caught.stderr
