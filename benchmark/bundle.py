@@ -111,9 +111,9 @@ def write(out_dir, rows, predictions, manifest):
     try:
         leaderboard.append_rows(os.path.join(staging, ROWS), rows)
         stored = leaderboard.read_rows(os.path.join(staging, ROWS))
-        for lock in (os.path.join(staging, ROWS + ".lock"),):
-            if os.path.exists(lock):
-                os.remove(lock)
+        lock = os.path.join(staging, ROWS + ".lock")  # append_rows' flock file
+        if os.path.exists(lock):
+            os.remove(lock)
         attest = attestation(stored, predictions)
         for name, data in (
             (PREDICTIONS, predictions),

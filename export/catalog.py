@@ -209,9 +209,9 @@ def _pull_archive(entry, cache_dir, report, limits):
             limits=limits,
             report=lambda line: report(f"{name}: {line}"),
         )
+    except fetch.DownloadError as e:
+        raise _network_error(entry, module_dir, e.__cause__ or e) from None
     except fetch.FetchError as e:
-        if str(e).startswith("cannot download"):
-            raise _network_error(entry, module_dir, e.__cause__ or e) from None
         raise CatalogError(f"{name}: {e}") from None
     except ArchiveError as e:
         raise ArchiveError(f"{name}: {e}; nothing was cached") from None

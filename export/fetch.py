@@ -57,6 +57,10 @@ class FetchError(ValueError):
     """A download that failed, broke a limit or did not verify; one line."""
 
 
+class DownloadError(FetchError):
+    """The source could not be reached or read (network, HTTP status)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class FetchLimits:
     """What one module fetch may cost: bytes downloaded and extracted, and
@@ -360,7 +364,7 @@ def _fetch_module(handle, cache_dir, pin, size, limits, report):
         except FetchError:
             raise
         except Exception as e:  # noqa: BLE001 - any fetch failure is one line
-            raise FetchError(f"cannot download {handle}: {describe_error(e)}") from None
+            raise DownloadError(f"cannot download {handle}: {describe_error(e)}") from e
         if pin is not None and got != pin:
             raise FetchError(
                 f"sha256 mismatch for {handle}: expected {pin}, got {got}; "
