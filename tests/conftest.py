@@ -1,8 +1,11 @@
 """Shared pytest fixtures and markers."""
 
 import contextlib
+import fcntl
+import json
 import os
 import pathlib
+import shutil
 
 import pytest
 
@@ -37,34 +40,70 @@ def shared_data():
 
 
 @pytest.fixture(scope="session")
+def warm():
+    """A warm Python (tests/warm.py) for this test process's command runs:
+    `warm.run(module, *args)` is ``python -m module args`` without the
+    TensorFlow start-up; returns a subprocess.CompletedProcess."""
+    from tests.warm import WarmPython
+
+    python = WarmPython()
+    yield python
+    python.close()
+
+
+def built_once(tmp_path_factory, name, build):
+    """Returns what `build(folder)` returned for the folder `name`, building it
+    once per test run: the pytest-xdist workers share it (one builds while
+    the others wait on a lock). `build` returns a JSON-serialisable value;
+    the folder must be read-only to the tests that use it."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's own
+    folder, done = root / name, root / f"{name}.json"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a build that failed
+            folder.mkdir()
+            done.write_text(json.dumps(build(folder)))
+        return json.loads(done.read_text())
+
+
+@pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """Returns the workdir of a real one-epoch zoo-train run on digits 0-4
     (tiny width, 30 images per class): a real checkpoint for export tests."""
-    from zoo.configs import load_config
-    from zoo.trainer import train_and_evaluate
 
-    config = load_config("digits").replace(
-        objective="cosine_softmax",
-        width_multiplier=0.0625,
-        epochs=1,
-        max_per_class=30,
-        global_batch_size=32,
-        holdout_fraction=0.2,
-    )
-    workdir = str(tmp_path_factory.mktemp("trained_run"))
-    train_and_evaluate(config, workdir, report=lambda line: None)
-    return workdir
+    def build(folder):
+        from zoo.configs import load_config
+        from zoo.trainer import train_and_evaluate
+
+        config = load_config("digits").replace(
+            objective="cosine_softmax",
+            width_multiplier=0.0625,
+            epochs=1,
+            max_per_class=30,
+            global_batch_size=32,
+            holdout_fraction=0.2,
+        )
+        train_and_evaluate(config, str(folder), report=lambda line: None)
+        return str(folder)
+
+    return built_once(tmp_path_factory, "trained_run", build)
 
 
 @pytest.fixture(scope="session")
 def exported_module(trained_run, tmp_path_factory):
     """Returns (module dir, sha256) of `trained_run` exported by export/."""
-    from export.hub_module import export_hub_module
-    from zoo.trainer import load_trained_model
 
-    model, objective, info = load_trained_model(trained_run)
-    out = tmp_path_factory.mktemp("modules") / "digits_cosine"
-    return export_hub_module(model, objective, info, str(out))
+    def build(folder):
+        from export.hub_module import export_hub_module
+        from zoo.trainer import load_trained_model
+
+        model, objective, info = load_trained_model(trained_run)
+        return export_hub_module(model, objective, info, str(folder / "digits_cosine"))
+
+    return tuple(built_once(tmp_path_factory, "exported_module", build))
 
 
 def write_tfds_metadata(data_dir, name, split_sizes):

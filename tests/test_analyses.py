@@ -7,7 +7,6 @@ oracle here."""
 
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -274,29 +273,20 @@ def test_bad_settings_are_one_line(name, settings, message):
 # ---------------------------------------------------------- engine and the CLI
 
 
-def test_zoo_analyze_writes_json_figures_and_rows(exported_module, tmp_path):
+def test_zoo_analyze_writes_json_figures_and_rows(exported_module, tmp_path, warm):
     """zoo-analyze on the real exported digits module against itself under
     another name: every block is a layer, CKA's diagonal is 1, every file and
     row is written with provenance."""
     board = tmp_path / "board.csv"
     out = tmp_path / "out"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmark.analyze_main",
-            f"--modules={exported_module[0]},{exported_module[0]}",
-            "--config=smoke",
-            f"--out={out}",
-            f"--leaderboard={board}",
-            "--max_per_class=60",
-            "--set=cka.batch_size=100",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        timeout=600,
+    result = warm.run(
+        "benchmark.analyze_main",
+        f"--modules={exported_module[0]},{exported_module[0]}",
+        "--config=smoke",
+        f"--out={out}",
+        f"--leaderboard={board}",
+        "--max_per_class=60",
+        "--set=cka.batch_size=100",
     )
     assert result.returncode == 0, result.stderr
     files = set(os.listdir(out))

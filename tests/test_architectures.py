@@ -4,8 +4,6 @@ at several resolutions, the auxiliary head, save/reload, mixed precision and a
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -289,7 +287,7 @@ _MIRRORED_STEP = textwrap.dedent(
 )
 
 
-def test_mirrored_strategy_step_on_two_cpu_replicas():
+def test_mirrored_strategy_step_on_two_cpu_replicas(warm):
     configs = [
         ["resnet50", 32, False],
         ["resnet50", 32, True],
@@ -297,13 +295,7 @@ def test_mirrored_strategy_step_on_two_cpu_replicas():
         ["inception_v3", 75, True],
     ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run(
-        [sys.executable, "-c", _MIRRORED_STEP, json.dumps(configs)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    proc = warm.run_code(_MIRRORED_STEP, json.dumps(configs), env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = [
         json.loads(line[len("RESULT ") :])

@@ -4,9 +4,9 @@ with status 2, and leave its working directory and the shared inputs exactly
 as they were (nothing half-written: no run folder, no leaderboard, no cache
 entry, no temporary file).
 
-The cases run through tests/cli_driver.py: one Python that imports
+The cases run in the warm Python of tests/warm.py: one Python that imports
 TensorFlow once and runs each case's real entry point (`<module>.run()`, what
-the console script calls) in a forked child, so 70 cases cost seconds, not
+the console script calls) in a forked child, so 100 cases cost seconds, not
 minutes.
 """
 
@@ -14,8 +14,6 @@ import hashlib
 import io
 import json
 import os
-import subprocess
-import sys
 import tarfile
 
 import pytest
@@ -330,40 +328,24 @@ def inputs(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def results(inputs, tmp_path_factory):
+def results(inputs, tmp_path_factory, warm):
     """Runs every case once; returns {id: (result, case dir, before, after)}."""
     root, paths = inputs
     before_inputs = _snapshot(root)
-    cases, dirs = [], {}
+    out = {}
     for case_id, module, args, _ in CASES:
         cwd = tmp_path_factory.mktemp(f"case_{case_id}")
         (cwd / "tmp").mkdir()
-        dirs[case_id] = (cwd, _snapshot(cwd))
-        cases.append(
-            {
-                "module": module,
-                "args": [_fill(a, paths) for a in args],
-                "cwd": str(cwd),
-                "env": {
-                    "TMPDIR": str(cwd / "tmp"),
-                    "TFHUB_CACHE_DIR": str(cwd / "hub_cache"),
-                    "ZOO_CATALOG": os.path.join(REPO, "export", "catalog.json"),
-                },
-            }
-        )
-    driver = subprocess.run(
-        [sys.executable, os.path.join(REPO, "tests", "cli_driver.py")],
-        input=json.dumps(cases),
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO},
-        timeout=900,
-    )
-    assert driver.returncode == 0, driver.stderr[-3000:]
-    out = {}
-    for (case_id, *_), result in zip(CASES, json.loads(driver.stdout)):
-        cwd, before = dirs[case_id]
+        before = _snapshot(cwd)
+        env = {
+            **os.environ,
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "TMPDIR": str(cwd / "tmp"),
+            "TFHUB_CACHE_DIR": str(cwd / "hub_cache"),
+            "ZOO_CATALOG": os.path.join(REPO, "export", "catalog.json"),
+        }
+        args = [_fill(a, paths) for a in args]
+        result = warm.run(module, *args, cwd=cwd, env=env, timeout=300)
         out[case_id] = (result, before, _snapshot(cwd))
     assert _snapshot(root) == before_inputs, "a case changed the shared inputs"
     return out, paths
@@ -380,9 +362,9 @@ def test_there_are_at_least_sixty_cases_across_every_entry_point():
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(results, case_id, fragment):
     by_id, paths = results
     result, before, after = by_id[case_id]
-    lines = result["stderr"].strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result["stderr"]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert _fill(fragment, paths) in lines[0]
-    assert result["status"] == 2, lines
-    assert "Traceback" not in result["stderr"]
+    assert result.returncode == 2, lines
+    assert "Traceback" not in result.stderr
     assert after == before, sorted(set(after) ^ set(before))

@@ -387,18 +387,6 @@ def test_plot_points_pair_pretraining_r2_with_mean_linear_accuracy(tmp_path):
 # -------------------------------------------------------------- command line
 
 
-def _cli(module, *args):
-    """Runs `python -m <module> args` and returns the CompletedProcess."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-
-
 def _assert_one_line_error(result, *fragments):
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -424,7 +412,7 @@ def _assert_one_line_error(result, *fragments):
     ],
 )
 def test_bad_input_fails_with_one_line_and_writes_nothing(
-    tmp_path, module_zoo, case, fragments
+    tmp_path, module_zoo, warm, case, fragments
 ):
     board, cache = tmp_path / "board.csv", tmp_path / "cache"
     module = module_zoo.get(case, module_zoo["good"])
@@ -445,7 +433,7 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(
         args += ["--config=local", f"--datasets={folder}"]
     elif case == "foreign_header":
         board.write_text("model,top1\nx,1\n")
-    result = _cli("benchmark.main", f"--module={module}", *args)
+    result = warm.run("benchmark.main", f"--module={module}", *args)
     _assert_one_line_error(result, *fragments)
     if case == "foreign_header":
         assert board.read_text() == "model,top1\nx,1\n"
@@ -455,7 +443,7 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(
     assert not os.path.exists(module_zoo["targets"]["write"])
 
 
-def test_smoke_suite_writes_rows_and_reuses_the_cache(tmp_path, module_zoo):
+def test_smoke_suite_writes_rows_and_reuses_the_cache(tmp_path, module_zoo, warm):
     board, cache = tmp_path / "board.csv", tmp_path / "cache"
     args = (
         f"--module={module_zoo['good']}",
@@ -465,7 +453,7 @@ def test_smoke_suite_writes_rows_and_reuses_the_cache(tmp_path, module_zoo):
         "--set=knn.chunk_size=7",
         "--value_range=0,255",
     )
-    first = _cli("benchmark.main", *args)
+    first = warm.run("benchmark.main", *args)
     assert first.returncode == 0, first.stderr
     rows = read_rows(str(board))
     assert [r["evaluation"] for r in rows] == [
@@ -477,15 +465,15 @@ def test_smoke_suite_writes_rows_and_reuses_the_cache(tmp_path, module_zoo):
     assert '"chunk_size": 7' in rows[1]["protocol"]
     assert '"value_range": [0.0, 255.0]' in rows[0]["protocol"]
     assert len(os.listdir(cache)) == 2
-    again = _cli("benchmark.main", *args)
+    again = warm.run("benchmark.main", *args)
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("from cache") == 2
     assert len(read_rows(str(board))) == 3  # Same key: replaced, not added.
 
 
-def test_leaderboard_cli_writes_the_plot(tmp_path):
+def test_leaderboard_cli_writes_the_plot(tmp_path, warm):
     path = tmp_path / "plot.png"
-    result = _cli(
+    result = warm.run(
         "benchmark.leaderboard_main",
         f"--leaderboard={REPO_LEADERBOARD}",
         f"--plot={path}",

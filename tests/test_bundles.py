@@ -7,7 +7,6 @@ the rows of the unsharded runs, a re-run shard changing nothing."""
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 import tensorflow as tf
@@ -16,28 +15,16 @@ from benchmark import bundle as bundles
 from benchmark import leaderboard
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-
-
-def _cli(module, *args):
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=ENV,
-        timeout=900,
-    )
 
 
 @pytest.mark.slow  # a submission, two verifications with re-runs, a merge
-def test_submit_verify_tamper_merge_round_trip(exported_module, tmp_path):
+def test_submit_verify_tamper_merge_round_trip(exported_module, tmp_path, warm):
     module = exported_module[0]
     out = tmp_path / "bundle"
-    refused = _cli("benchmark.submit_main", f"--module={module}", f"--bundle={out}")
+    refused = warm.run("benchmark.submit_main", f"--module={module}", f"--bundle={out}")
     assert refused.returncode == 2 and "others cannot fetch" in refused.stderr
     assert not out.exists()
-    made = _cli(
+    made = warm.run(
         "benchmark.submit_main",
         f"--module={module}",
         "--config=smoke",
@@ -56,7 +43,9 @@ def test_submit_verify_tamper_merge_round_trip(exported_module, tmp_path):
 
     # Re-runs in-process: the sandbox has its own tests (tests/test_sandbox.py).
     quick = "--rerun_sandbox=off"
-    ok = _cli("benchmark.leaderboard_main", "verify", str(out), "--rerun=all", quick)
+    ok = warm.run(
+        "benchmark.leaderboard_main", "verify", str(out), "--rerun=all", quick
+    )
     assert ok.returncode == 0, ok.stderr
     assert "| knn | digits_5to9 |" in ok.stdout and "FAIL" not in ok.stdout
 
@@ -67,7 +56,7 @@ def test_submit_verify_tamper_merge_round_trip(exported_module, tmp_path):
     tampered = original.replace(f",{row['value']},", ",0.999,", 1)
     assert tampered != original
     rows_path.write_text(tampered)
-    bad = _cli("benchmark.leaderboard_main", "verify", str(out), "--rerun=none")
+    bad = warm.run("benchmark.leaderboard_main", "verify", str(out), "--rerun=none")
     assert bad.returncode == 1
     fails = [line for line in bad.stderr.splitlines() if line.startswith("FAIL:")]
     assert fails == [
@@ -77,7 +66,7 @@ def test_submit_verify_tamper_merge_round_trip(exported_module, tmp_path):
     # A forger who also recomputes the attestation is caught by the re-run.
     forged = bundles.read(str(out))
     bundles.write(str(out), forged.rows, forged.predictions, forged.manifest)
-    caught = _cli(
+    caught = warm.run(
         "benchmark.leaderboard_main", "verify", str(out), "--rerun=all", quick
     )
     assert caught.returncode == 1
@@ -85,7 +74,7 @@ def test_submit_verify_tamper_merge_round_trip(exported_module, tmp_path):
     assert len(fails) == 1 and "bundle 0.999, re-run" in fails[0], caught.stderr
     assert row["evaluation"] in fails[0]
     # Bad input is 2.
-    missing = _cli("benchmark.leaderboard_main", "verify", str(tmp_path / "nope"))
+    missing = warm.run("benchmark.leaderboard_main", "verify", str(tmp_path / "nope"))
     assert missing.returncode == 2 and "not found" in missing.stderr
 
     # Merge the honest bundle (restored) and see the module on the board.
@@ -93,16 +82,16 @@ def test_submit_verify_tamper_merge_round_trip(exported_module, tmp_path):
     honest = bundles.read(str(out))
     bundles.write(str(out), honest.rows, honest.predictions, honest.manifest)
     board = tmp_path / "board.csv"
-    merged = _cli(
+    merged = warm.run(
         "benchmark.leaderboard_main", "merge", str(out), f"--leaderboard={board}"
     )
     assert merged.returncode == 0, merged.stderr
     assert len(leaderboard.read_rows(str(board))) == len(honest.rows)
-    shown = _cli("benchmark.leaderboard_main", f"--leaderboard={board}")
+    shown = warm.run("benchmark.leaderboard_main", f"--leaderboard={board}")
     assert shown.returncode == 0 and "cosine_softmax" in shown.stdout
     # Merging again is a no-op; a conflicting value is refused, nothing written.
     assert (
-        _cli(
+        warm.run(
             "benchmark.leaderboard_main", "merge", str(out), f"--leaderboard={board}"
         ).returncode
         == 0
@@ -111,7 +100,7 @@ def test_submit_verify_tamper_merge_round_trip(exported_module, tmp_path):
     other = tmp_path / "other"
     changed = [dict(r, value="0.5") if i == 0 else r for i, r in enumerate(honest.rows)]
     bundles.write(str(other), changed, honest.predictions, honest.manifest)
-    conflict = _cli(
+    conflict = warm.run(
         "benchmark.leaderboard_main", "merge", str(other), f"--leaderboard={board}"
     )
     assert conflict.returncode == 1 and "already" in conflict.stderr
@@ -133,7 +122,7 @@ SAME = [c for c in leaderboard.COLUMNS if c not in bundles.VOLATILE]
 
 
 @pytest.mark.slow  # 4 shard jobs, 2 unsharded runs, a no-op re-run
-def test_four_shards_merge_to_the_unsharded_rows(tmp_path):
+def test_four_shards_merge_to_the_unsharded_rows(tmp_path, warm):
     modules = []
     for seed in (1, 2):
         path = str(tmp_path / f"module{seed}")
@@ -143,7 +132,7 @@ def test_four_shards_merge_to_the_unsharded_rows(tmp_path):
     common += ["--image_size=16", "--sandbox=off"]
     root = tmp_path / "bundles"
     for index in range(4):
-        shard = _cli(
+        shard = warm.run(
             "benchmark.main",
             *common,
             f"--modules={','.join(modules)}",
@@ -156,7 +145,7 @@ def test_four_shards_merge_to_the_unsharded_rows(tmp_path):
     paths = sorted(str(root / p) for p in os.listdir(root) if (root / p).is_dir())
     assert len(paths) == 4
     stamps = {p: os.stat(os.path.join(p, "rows.csv")).st_mtime_ns for p in paths}
-    again = _cli(
+    again = warm.run(
         "benchmark.main",
         *common,
         f"--modules={','.join(modules)}",
@@ -168,13 +157,13 @@ def test_four_shards_merge_to_the_unsharded_rows(tmp_path):
         p: os.stat(os.path.join(p, "rows.csv")).st_mtime_ns for p in paths
     }
     merged = tmp_path / "merged.csv"
-    result = _cli(
+    result = warm.run(
         "benchmark.leaderboard_main", "merge", *paths, f"--leaderboard={merged}"
     )
     assert result.returncode == 0, result.stderr
     unsharded = tmp_path / "unsharded.csv"
     for module in modules:
-        run = _cli(
+        run = warm.run(
             "benchmark.main",
             *common,
             f"--module={module}",

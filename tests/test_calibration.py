@@ -3,7 +3,6 @@ and the evaluator on real modules."""
 
 import json
 import math
-import pathlib
 
 import numpy as np
 import pytest
@@ -120,40 +119,25 @@ def test_module_without_logits_is_skipped(tmp_path):
 
 
 def test_zoo_benchmark_appends_calibration_rows_and_reports_bad_input(
-    exported_module, tmp_path
+    exported_module, tmp_path, warm
 ):
-    import subprocess
-    import sys
-
     from benchmark import leaderboard
 
     board = tmp_path / "board.csv"
-    repo = str(pathlib.Path(__file__).resolve().parent.parent)
-    command = [
-        sys.executable,
-        "-m",
-        "benchmark.main",
+    args = [
         f"--module={exported_module[0]}",
         "--config=smoke",
         "--evaluations=calibration",
         f"--leaderboard={board}",
         f"--cache_dir={tmp_path / 'cache'}",
     ]
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=600, cwd=repo
-    )
+    done = warm.run("benchmark.main", *args)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = leaderboard.read_rows(str(board))
     assert {r["metric"] for r in rows} >= {"nll", "ece", "nll_temperature_scaled"}
     assert all(r["evaluation"] == "calibration" for r in rows)
     assert all(r["tf_version"] == tf.__version__ and r["device"] for r in rows)
-    bad = subprocess.run(
-        [*command, "--set=calibration.data=digits"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=repo,
-    )
+    bad = warm.run("benchmark.main", *args, "--set=calibration.data=digits")
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "has 5 logits but digits has 10 classes" in bad.stderr

@@ -359,30 +359,25 @@ def test_offline_cache_hit_and_offline_miss(server, catalog_file, tmp_path):
     assert "it is not in the cache" in message and "\n" not in message
 
 
-def test_cli_pulls_lists_and_rejects_an_unknown_name(catalog_file, tmp_path):
+def test_cli_pulls_lists_and_rejects_an_unknown_name(catalog_file, tmp_path, warm):
     cache = str(tmp_path / "cache")
-    proc = _pull_cli(
-        f"--catalog={catalog_file}", f"--cache_dir={cache}", "digits_cosine"
+    pulled = warm.run(
+        "export.pull_main",
+        f"--catalog={catalog_file}",
+        f"--cache_dir={cache}",
+        "digits_cosine",
+        env=ENV,
     )
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
-    assert out.strip() == _module_dir(cache, catalog_file, "digits_cosine")
-    listing = subprocess.run(
-        [sys.executable, "-m", "export.pull_main", "--list"],
-        capture_output=True,
-        text=True,
-        env={**ENV, "ZOO_CATALOG": catalog_file},
-        timeout=120,
+    assert pulled.returncode == 0, pulled.stderr
+    assert pulled.stdout.strip() == _module_dir(cache, catalog_file, "digits_cosine")
+    listing = warm.run(
+        "export.pull_main", "--list", env={**ENV, "ZOO_CATALOG": catalog_file}
     )
     assert listing.returncode == 0, listing.stderr
     rows = listing.stdout.splitlines()
     assert rows[0].split()[:2] == ["name", "source"] and len(rows) == 5
-    unknown = subprocess.run(
-        [sys.executable, "-m", "export.pull_main", "digits_cosin"],
-        capture_output=True,
-        text=True,
-        env={**ENV, "ZOO_CATALOG": catalog_file},
-        timeout=120,
+    unknown = warm.run(
+        "export.pull_main", "digits_cosin", env={**ENV, "ZOO_CATALOG": catalog_file}
     )
     assert unknown.returncode == 2
     errors = [line for line in unknown.stderr.splitlines() if line.startswith("error:")]

@@ -6,8 +6,6 @@ fixed-size tf.Module."""
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -163,27 +161,18 @@ def test_a_fixed_size_module_refuses_other_sizes_in_one_line(conventions):
         load_module(conventions["fixed_size"], image_size=30)
 
 
-@pytest.mark.slow  # Five zoo-benchmark runs in subprocesses.
+@pytest.mark.slow  # Five zoo-benchmark runs.
 @pytest.mark.parametrize("name", sorted(WRITERS))
-def test_each_convention_is_scored_by_zoo_benchmark(conventions, name, tmp_path):
+def test_each_convention_is_scored_by_zoo_benchmark(conventions, name, tmp_path, warm):
     board = tmp_path / "board.csv"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmark.main",
-            f"--module={conventions[name]}",
-            "--config=smoke",
-            "--evaluations=linear_probe,knn,class_separation",
-            f"--leaderboard={board}",
-            f"--cache_dir={tmp_path / 'cache'}",
-            *FLAGS.get(name, []),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    result = warm.run(
+        "benchmark.main",
+        f"--module={conventions[name]}",
+        "--config=smoke",
+        "--evaluations=linear_probe,knn,class_separation",
+        f"--leaderboard={board}",
+        f"--cache_dir={tmp_path / 'cache'}",
+        *FLAGS.get(name, []),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = leaderboard.read_rows(str(board))

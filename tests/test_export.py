@@ -4,8 +4,6 @@ Keras 3), the model card, and zoo-export --archive."""
 
 import json
 import os
-import subprocess
-import sys
 import tarfile
 
 import keras
@@ -173,14 +171,10 @@ def test_tfsm_layer_fine_tunes_in_a_keras3_model(exported_module):
 
 
 @pytest.mark.slow
-def test_zoo_export_archive_flag(trained_run, tmp_path):
+def test_zoo_export_archive_flag(trained_run, tmp_path, warm):
     out = tmp_path / "digits_module"
-    result = subprocess.run(
-        [sys.executable, "-m", "export.main", f"--checkpoint={trained_run}"]
-        + [f"--out={out}", "--archive"],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = warm.run(
+        "export.main", f"--checkpoint={trained_run}", f"--out={out}", "--archive"
     )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = dict(
@@ -227,7 +221,7 @@ def test_benchmark_loader_reads_the_contract_and_rejects_bad_signatures(
     np.testing.assert_allclose(via_endpoints(images), module(images), atol=1e-5)
 
 
-def test_export_never_deletes_a_folder_it_did_not_write(trained_run, tmp_path):
+def test_export_never_deletes_a_folder_it_did_not_write(trained_run, tmp_path, warm):
     """--out naming the training run, or any folder of other files, is refused
     in one line before any work and left as it was; an earlier export is
     replaced."""
@@ -236,20 +230,7 @@ def test_export_never_deletes_a_folder_it_did_not_write(trained_run, tmp_path):
     other.mkdir()
     (other / "notes.txt").write_text("keep me")
     for out in (trained_run, str(other)):
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "export.main",
-                f"--checkpoint={trained_run}",
-                f"--out={out}",
-            ],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=300,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        )
+        result = warm.run("export.main", f"--checkpoint={trained_run}", f"--out={out}")
         assert result.returncode == 2, result.stderr[-2000:]
         (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
         assert "refusing to replace" in line and "Traceback" not in result.stderr

@@ -12,7 +12,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 import tarfile
 import threading
 import time
@@ -354,25 +353,15 @@ def test_a_folder_tensorflow_hub_filled_is_not_returned_as_verified(
 
 
 def test_zoo_pull_limits_are_flags_and_bad_values_are_one_line(
-    server, archives, tmp_path
+    server, archives, tmp_path, warm
 ):
     catalog, _ = _catalog(tmp_path, server, archives)
     cache = tmp_path / "cli_cache"
-    base = [sys.executable, "-m", "export.pull_main", f"--catalog={catalog}"]
-    ok = subprocess.run(
-        base + [f"--cache_dir={cache}", "--max_module_mb=1", "tiny"],
-        capture_output=True,
-        text=True,
-        env=ENV,
-    )
+    base = ["export.pull_main", f"--catalog={catalog}"]
+    ok = warm.run(*base, f"--cache_dir={cache}", "--max_module_mb=1", "tiny", env=ENV)
     assert ok.returncode == 0, ok.stderr
     assert os.path.isfile(os.path.join(ok.stdout.strip(), "saved_model.pb"))
-    bad = subprocess.run(
-        base + ["--download_deadline_s=-1", "tiny"],
-        capture_output=True,
-        text=True,
-        env=ENV,
-    )
+    bad = warm.run(*base, "--download_deadline_s=-1", "tiny", env=ENV)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
         "error: --download_deadline_s must be positive, got -1.0"

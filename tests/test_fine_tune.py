@@ -3,9 +3,6 @@ cannot be fine-tuned, batch-norm statistics, 2 replicas, and fine-tuning vs
 the linear probe on real CIFAR-10 images."""
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -213,17 +210,9 @@ TWO_REPLICAS = textwrap.dedent(
 )
 
 
-def test_two_replicas_match_one(tmp_path):
+def test_two_replicas_match_one(tmp_path, warm):
     path = _write_reusable(tmp_path)
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    result = subprocess.run(
-        [sys.executable, "-c", TWO_REPLICAS, path],
-        capture_output=True,
-        text=True,
-        cwd=repo,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": repo},
-    )
+    result = warm.run_code(TWO_REPLICAS, path, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["one"]["replicas"] == 1 and out["two"]["replicas"] == 2

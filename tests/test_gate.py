@@ -50,30 +50,23 @@ def modules(tmp_path_factory):
     return out
 
 
-def _bench(*args, cwd=None):
+def _bench(warm, *args):
     config = [] if any(a.startswith("--config=") for a in args) else SMOKE
-    return subprocess.run(
-        [sys.executable, "-m", "benchmark.main", *RUN, *config, *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd or REPO,
-        env=ENV,
-        timeout=600,
-    )
+    return warm.run("benchmark.main", *RUN, *config, *args, env=ENV)
 
 
 @pytest.fixture(scope="module")
-def baseline(modules, tmp_path_factory):
+def baseline(modules, tmp_path_factory, warm):
     path = tmp_path_factory.mktemp("gate") / "baseline.json"
     made = _bench(
-        f"--module={modules['clean']}", f"--baseline={path}", "--update_baseline"
+        warm, f"--module={modules['clean']}", f"--baseline={path}", "--update_baseline"
     )
     assert made.returncode == 0, made.stderr
     return path
 
 
 def test_a_run_against_its_own_baseline_passes_and_is_deterministic(
-    modules, baseline, tmp_path
+    modules, baseline, tmp_path, warm
 ):
     data = json.loads(baseline.read_text())
     assert {m["evaluation"] for m in data["metrics"]} == {"linear_probe", "knn"}
@@ -81,23 +74,15 @@ def test_a_run_against_its_own_baseline_passes_and_is_deterministic(
     junit = tmp_path / "junit.xml"
     bench_json = tmp_path / "bench.json"
     summary = tmp_path / "summary.md"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmark.main",
-            *RUN,
-            *SMOKE,
-            f"--module={modules['clean']}",
-            f"--baseline={baseline}",
-            f"--junit={junit}",
-            f"--benchmark_json={bench_json}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
+    run = warm.run(
+        "benchmark.main",
+        *RUN,
+        *SMOKE,
+        f"--module={modules['clean']}",
+        f"--baseline={baseline}",
+        f"--junit={junit}",
+        f"--benchmark_json={bench_json}",
         env={**ENV, "GITHUB_STEP_SUMMARY": str(summary)},
-        timeout=600,
     )
     assert run.returncode == 0, run.stderr
     assert "gate: 2/2 metrics pass" in run.stdout
@@ -115,7 +100,9 @@ def test_a_run_against_its_own_baseline_passes_and_is_deterministic(
     assert "| knn/digits_5to9/train->test/accuracy |" in summary.read_text()
 
 
-def test_a_raised_baseline_value_fails_naming_the_metric(modules, baseline, tmp_path):
+def test_a_raised_baseline_value_fails_naming_the_metric(
+    modules, baseline, tmp_path, warm
+):
     data = json.loads(baseline.read_text())
     knn = next(m for m in data["metrics"] if m["evaluation"] == "knn")
     knn["value"] += 0.2
@@ -123,7 +110,7 @@ def test_a_raised_baseline_value_fails_naming_the_metric(modules, baseline, tmp_
     raised.write_text(json.dumps(data))
     junit = tmp_path / "junit.xml"
     run = _bench(
-        f"--module={modules['clean']}", f"--baseline={raised}", f"--junit={junit}"
+        warm, f"--module={modules['clean']}", f"--baseline={raised}", f"--junit={junit}"
     )
     assert run.returncode == 1
     errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
@@ -140,7 +127,7 @@ def test_a_raised_baseline_value_fails_naming_the_metric(modules, baseline, tmp_
 
 
 def test_degraded_features_are_caught_by_the_paired_test_only(
-    modules, shared_data, tmp_path
+    modules, shared_data, tmp_path, warm
 ):
     """On 1,000 CIFAR-10 test images: the degraded module's drop exceeds 3
     paired standard errors (caught, exit 1) but not 3 unpaired ones (an
@@ -149,6 +136,7 @@ def test_degraded_features_are_caught_by_the_paired_test_only(
     cifar += ["--max_per_class=100", f"--cache_dir={tmp_path / 'cache'}"]
     base = tmp_path / "cifar_baseline.json"
     made = _bench(
+        warm,
         *cifar,
         f"--module={modules['clean']}",
         f"--baseline={base}",
@@ -157,6 +145,7 @@ def test_degraded_features_are_caught_by_the_paired_test_only(
     assert made.returncode == 0, made.stderr
     bundle_dir = tmp_path / "bundle"
     run = _bench(
+        warm,
         *cifar,
         f"--module={modules['degraded']}",
         f"--baseline={base}",
@@ -191,22 +180,22 @@ def test_degraded_features_are_caught_by_the_paired_test_only(
 
 
 def test_a_missing_metric_exits_4_and_an_unreachable_module_3(
-    modules, baseline, tmp_path
+    modules, baseline, tmp_path, warm
 ):
     data = json.loads(baseline.read_text())
     data["metrics"].append(dict(data["metrics"][0], dataset="cifar10"))
     extra = tmp_path / "extra.json"
     extra.write_text(json.dumps(data))
-    run = _bench(f"--module={modules['clean']}", f"--baseline={extra}")
+    run = _bench(warm, f"--module={modules['clean']}", f"--baseline={extra}")
     assert run.returncode == 4
     assert "cifar10" in run.stderr and "not measured" in run.stderr
     gone = _bench(
-        "--module=http://127.0.0.1:9/nothing.tar.gz", f"--baseline={baseline}"
+        warm, "--module=http://127.0.0.1:9/nothing.tar.gz", f"--baseline={baseline}"
     )
     assert gone.returncode == 3, gone.stderr
     assert len(gone.stderr.strip().splitlines()) == 1
     missing = _bench(
-        f"--module={modules['clean']}", f"--baseline={tmp_path / 'no.json'}"
+        warm, f"--module={modules['clean']}", f"--baseline={tmp_path / 'no.json'}"
     )
     assert missing.returncode == 2 and "--update_baseline" in missing.stderr
 

@@ -49,18 +49,11 @@ def tiny_config(**changes):
     return load_config("digits").replace(**{**small, **changes})
 
 
-def run_python(code, timeout=600):
-    """Runs `code` in a fresh interpreter (logical devices must be configured
-    before TensorFlow starts) and returns the CompletedProcess."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=REPO,
-    )
+def run_python(warm, code, *args, timeout=600):
+    """Runs `code` in the warm Python of tests/warm.py, whose forks start
+    with TensorFlow's runtime not yet up (logical devices must be configured
+    before it starts); returns the CompletedProcess."""
+    return warm.run_code(textwrap.dedent(code), *args, timeout=timeout)
 
 
 def train_cli(workdir, *flags, **popen):
@@ -357,12 +350,12 @@ def test_mixed_precision_and_xla_train(tmp_path, changes):
 
 
 @pytest.mark.slow
-def test_one_and_two_replicas_give_the_same_loss_curve():
+def test_one_and_two_replicas_give_the_same_loss_curve(warm, tmp_path):
     # Replicas with synchronised BN see together exactly the global batch one
     # replica sees, so the loss curve agrees until float rounding (max-pool
     # ties on digits' flat backgrounds) makes the trajectories drift apart.
     code = """
-        import json
+        import json, os, sys
         from zoo.distribute import create_strategy
         two = create_strategy("cpu:2")
         import tensorflow as tf
@@ -374,13 +367,13 @@ def test_one_and_two_replicas_give_the_same_loss_curve():
         one = tf.distribute.OneDeviceStrategy("/cpu:0")
         out = {}
         for name, strategy in (("one", one), ("two", two)):
-            r = train_and_evaluate(config, "/tmp/replicas_" + name + str(id(out)),
+            r = train_and_evaluate(config, os.path.join(sys.argv[1], name),
                                    strategy=strategy, report=lambda s: None)
             out[name] = {"losses": r.step_losses, "replicas": r.info["replicas"],
                          "history": r.info["history"]}
         print("RESULT" + json.dumps(out))
     """
-    result = run_python(code)
+    result = run_python(warm, code, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.split("RESULT")[-1])
     assert (out["one"]["replicas"], out["two"]["replicas"]) == (1, 2)
@@ -437,16 +430,15 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
     assert [h["loss"] for h in history_a] == [h["loss"] for h in history_b]
 
 
-def test_cli_errors_are_one_line(tmp_path):
+def test_cli_errors_are_one_line(tmp_path, warm):
     cases = [
         (["--strategy=cpu:2", "--global_batch_size=33"], "not divisible by the 2"),
         (["--strategy=tpu:grpc://127.0.0.1:1"], "unreachable"),
         (["--dataset=tfds:imagenet2012", f"--data_dir={tmp_path}"], "--manual_dir"),
     ]
     for flags, expected in cases:
-        process = train_cli(tmp_path / "run", *flags)
-        _, err = process.communicate(timeout=300)
-        errors = [line for line in err.splitlines() if line.startswith("error:")]
-        assert process.returncode == 2 and len(errors) == 1, err[-2000:]
+        run = warm.run("zoo.main", *TINY_FLAGS, f"--workdir={tmp_path / 'run'}", *flags)
+        errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+        assert run.returncode == 2 and len(errors) == 1, run.stderr[-2000:]
         assert expected in errors[0]
     assert not (tmp_path / "run").exists()
