@@ -4,8 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
-# Test processes (pytest-xdist); the suite is CPU-bound, one per core.
+# Test processes (pytest-xdist); the suite is CPU-bound, one per core. Tests
+# marked xdist_group share a worker (and so their module fixtures).
 JOBS ?= 2
+XDIST = -n $(JOBS) --dist loadgroup
 
 # Debian packages the tests use for real: bubblewrap (the benchmark sandbox).
 SYSTEM_PACKAGES ?= bubblewrap
@@ -36,12 +38,12 @@ demo: $(STAMP)
 ## against .ci/baseline.json (what CI runs)
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 	BIN=$(BIN) bash .ci/gate
 
 ## test-fast: the tests not marked slow
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n $(JOBS) -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -19,6 +19,9 @@ import tarfile
 import pytest
 import tensorflow as tf
 
+# One worker runs this file, so its module fixtures are built once
+# (make test: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("bad_input")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TRAIN = "zoo.main"

@@ -29,6 +29,7 @@ def test_submit_verify_tamper_merge_round_trip(exported_module, tmp_path, warm):
         f"--module={module}",
         "--config=smoke",
         "--evaluations=linear_probe,knn",
+        "--set=linear_probe.num_l2=9",  # recorded, so the re-runs use it too
         f"--bundle={out}",
         "--local",
     )

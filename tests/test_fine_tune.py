@@ -225,8 +225,11 @@ def test_two_replicas_match_one(tmp_path, warm):
 
 @pytest.mark.slow
 def test_fine_tuning_beats_the_linear_probe_on_cifar10(shared_data, exported_module):
+    # 2 learning rates x no weight decay, 150 steps: on 2 CPU cores the linear
+    # probe got 0.127 and fine-tuning 0.233 (300 steps and both decays of the
+    # small grid: 0.257, in 1.6 times the time).
     per_class = 30
-    learning_rates, weight_decays = grid("small")
+    learning_rates, _ = grid("small")
     config = BenchmarkConfig(
         name="cifar10_subset",
         datasets=(str(shared_data / "cifar10"),),
@@ -236,8 +239,8 @@ def test_fine_tuning_beats_the_linear_probe_on_cifar10(shared_data, exported_mod
             evaluation(
                 "fine_tune",
                 learning_rates=learning_rates,
-                weight_decays=weight_decays,
-                steps=300,
+                weight_decays=(0.0,),
+                steps=150,
                 batch_size=32,
                 crop_area_range=(0.35, 1.0),
                 cache_images=True,

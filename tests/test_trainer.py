@@ -243,6 +243,11 @@ def test_every_config_loads_and_names_its_command():
         assert config.global_batch_size > 0
 
 
+# The tests of one 2-epoch run share a worker (make test: --dist loadgroup),
+# so it is trained once; they run in this order (the re-run extends it last).
+ON_TWO_EPOCH_RUN = pytest.mark.xdist_group("two_epoch_run")
+
+
 @pytest.fixture(scope="module")
 def two_epoch_run(tmp_path_factory):
     """A finished 2-epoch tiny run: (workdir, TrainResult)."""
@@ -251,6 +256,7 @@ def two_epoch_run(tmp_path_factory):
     return workdir, result
 
 
+@ON_TWO_EPOCH_RUN
 def test_a_run_writes_checkpoints_history_tensorboard_and_the_best_weights(
     two_epoch_run,
 ):
@@ -271,6 +277,7 @@ def test_a_run_writes_checkpoints_history_tensorboard_and_the_best_weights(
     assert {"train/loss", "holdout/top1", "holdout/top5"} <= tags
 
 
+@ON_TWO_EPOCH_RUN
 def test_holdout_accuracy_is_that_of_the_exported_ema_weights(two_epoch_run):
     workdir, result = two_epoch_run
     model, objective, info = load_trained_model(workdir)
@@ -298,6 +305,7 @@ def test_holdout_accuracy_is_that_of_the_exported_ema_weights(two_epoch_run):
     assert raw_kernels and all(not np.allclose(r, kernel) for r in raw_kernels)
 
 
+@ON_TWO_EPOCH_RUN
 def test_rerunning_resumes_and_extends_a_run(two_epoch_run, tmp_path):
     workdir, _ = two_epoch_run
     lines = []
@@ -307,6 +315,7 @@ def test_rerunning_resumes_and_extends_a_run(two_epoch_run, tmp_path):
     assert len(result.step_losses) == result.info["steps_per_epoch"]  # one epoch
 
 
+@ON_TWO_EPOCH_RUN
 def test_a_workdir_of_another_config_is_refused(two_epoch_run):
     workdir, _ = two_epoch_run
     with pytest.raises(TrainError, match="another config.*objective"):
@@ -394,9 +403,12 @@ def test_one_and_two_replicas_give_the_same_loss_curve(warm, tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
+def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, warm):
+    # 3 epochs of 4 steps, a checkpoint every 2: killed once the step-6 one
+    # (mid-epoch 2) is on disk. The killed run is a real process; the resumed
+    # and the uninterrupted runs are the same command in the warm Python.
     flags = [
-        "--epochs=5",
+        "--epochs=3",
         "--steps_per_call=1",
         "--checkpoint_every_steps=2",
         "--deterministic",
@@ -412,14 +424,13 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
     assert process.poll() is None, "the run ended before it could be killed"
     process.send_signal(signal.SIGKILL)
     process.wait()
-    resumed = train_cli(parted, *flags)
-    out, err = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, err[-3000:]
+    resumed = warm.run("zoo.main", *TINY_FLAGS, f"--workdir={parted}", *flags)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    out = resumed.stdout
     resumed_at = int(out.split("resuming at step ")[1].split()[0].rstrip(")"))
-    assert 6 <= resumed_at < 20
-    uninterrupted = train_cli(whole, *flags)
-    _, err = uninterrupted.communicate(timeout=600)
-    assert uninterrupted.returncode == 0, err[-3000:]
+    assert 6 <= resumed_at < 12
+    uninterrupted = warm.run("zoo.main", *TINY_FLAGS, f"--workdir={whole}", *flags)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
     a = h5_arrays(whole / "model.weights.h5")
     b = h5_arrays(parted / "model.weights.h5")
     assert a.keys() == b.keys() and len(a) > 100
