@@ -21,6 +21,7 @@ setup(
         "tensorboard>=2.20,<2.22",
         "matplotlib>=3.8",
         "scikit-learn>=1.5",
+        "scipy>=1.11",
         "absl-py>=2.1",
         "numpy>=1.26",
     ],

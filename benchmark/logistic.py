@@ -52,6 +52,7 @@ import typing
 
 import numpy as np
 import tensorflow as tf
+from scipy import special
 
 
 def l2_grid(num, low, high):
@@ -168,7 +169,7 @@ def positive_probability(params, x):
     """Returns the softmax probability of class 1 of a binary fit:
     sigmoid(z_1 - z_0), the score a binary classifier's AUC ranks."""
     z = decision_scores(params, x)
-    return 1.0 / (1.0 + np.exp(-(z[:, 1] - z[:, 0])))
+    return special.expit(z[:, 1] - z[:, 0])  # no overflow for large margins
 
 
 class Solution(typing.NamedTuple):

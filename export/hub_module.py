@@ -45,9 +45,20 @@ def _module_root(model, objective, weight_decay):
     root.variables = list(model.variables)
     root.trainable_variables = backbone_vars
 
+    # The network is traced twice, once per mode; every exported function
+    # below calls one of these two graphs (a function call in the SavedModel),
+    # instead of tracing the whole network again for each signature.
+    @tf.function(input_signature=[IMAGE_SPEC])
+    def inference(images):
+        return model(images, training=False)
+
+    @tf.function(input_signature=[IMAGE_SPEC])
+    def training_mode(images):
+        return model(images, training=True)
+
     @tf.function
     def call(images, training=False):
-        return model(images, training=training)["pre_logits"]
+        return (training_mode if training else inference)(images)["pre_logits"]
 
     for training in (False, True):
         call.get_concrete_function(IMAGE_SPEC, training)
@@ -65,22 +76,20 @@ def _module_root(model, objective, weight_decay):
 
     @tf.function(input_signature=[IMAGE_SPEC])
     def feature_vector(images):
-        return {"feature_vector": model(images, training=False)["pre_logits"]}
+        return {"feature_vector": inference(images)["pre_logits"]}
 
     @tf.function(input_signature=[IMAGE_SPEC])
     def logits(images):
-        scores = objective.scores(model(images, training=False)["logits"])
+        scores = objective.scores(inference(images)["logits"])
         return {"logits": tf.cast(scores, tf.float32)}
 
     @tf.function(input_signature=[IMAGE_SPEC])
     def endpoints(images):
-        return {
-            k: tf.cast(v, tf.float32) for k, v in model(images, training=False).items()
-        }
+        return {k: tf.cast(v, tf.float32) for k, v in inference(images).items()}
 
     @tf.function(input_signature=[IMAGE_SPEC])
     def feature_vector_training(images):
-        return {"feature_vector": model(images, training=True)["pre_logits"]}
+        return {"feature_vector": training_mode(images)["pre_logits"]}
 
     root.feature_vector_training = feature_vector_training
     return root, attach_signatures(root, feature_vector, logits, endpoints)
