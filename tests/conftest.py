@@ -51,59 +51,130 @@ def warm():
     python.close()
 
 
-def built_once(tmp_path_factory, name, build):
-    """Returns what `build(folder)` returned for the folder `name`, building it
-    once per test run: the pytest-xdist workers share it (one builds while
-    the others wait on a lock). `build` returns a JSON-serialisable value;
-    the folder must be read-only to the tests that use it."""
+def build_trained_run(folder):
+    """A real one-epoch zoo-train run on digits 0-4 (tiny width, 30 images per
+    class) in `folder`; returns its path."""
+    from zoo.configs import load_config
+    from zoo.trainer import train_and_evaluate
+
+    config = load_config("digits").replace(
+        objective="cosine_softmax",
+        width_multiplier=0.0625,
+        epochs=1,
+        max_per_class=30,
+        global_batch_size=32,
+        holdout_fraction=0.2,
+    )
+    train_and_evaluate(config, str(folder), report=lambda line: None)
+    return str(folder)
+
+
+def build_exported_module(folder, trained_run):
+    """Exports `trained_run` into `folder`; returns (module dir, sha256)."""
+    from export.hub_module import export_hub_module
+    from zoo.trainer import load_trained_model
+
+    model, objective, info = load_trained_model(trained_run)
+    return export_hub_module(model, objective, info, str(folder / "digits_cosine"))
+
+
+# The shared fixtures, in build order: name -> build(folder, *earlier values).
+SHARED_BUILDS = {
+    "trained_run": build_trained_run,
+    "exported_module": build_exported_module,
+}
+
+
+def _shared_root(tmp_path_factory):
+    """Returns the folder shared by every process of this test run."""
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent  # the run's folder, above each worker's own
+    return root
+
+
+def _build_locked(root, name, build, *args, lock=None):
+    """Builds `name` under `root` unless done; returns its value. Holds the
+    lock file `name.lock` (or the already locked file object `lock`)."""
     folder, done = root / name, root / f"{name}.json"
-    with open(root / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with lock or open(root / f"{name}.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
         if not done.exists():
             shutil.rmtree(folder, ignore_errors=True)  # a build that failed
             folder.mkdir()
-            done.write_text(json.dumps(build(folder)))
+            value = build(folder, *args)
+            tmp = root / f"{name}.json.tmp"
+            tmp.write_text(json.dumps(value))
+            tmp.rename(done)
         return json.loads(done.read_text())
+
+
+def built_once(tmp_path_factory, name, *args):
+    """Returns the value of the shared fixture `name` (SHARED_BUILDS), built
+    once per test run: the pytest-xdist workers share it (one builds while
+    the others wait on its lock), and under xdist the controller starts
+    building them all in the background before any test runs (see
+    pytest_configure). The folder is read-only to the tests that use it."""
+    return _build_locked(
+        _shared_root(tmp_path_factory), name, SHARED_BUILDS[name], *args
+    )
+
+
+def prebuild_shared(root):
+    """Builds every shared fixture under `root`, in order (the background
+    builder's body: `python -c 'from tests.conftest import prebuild_shared;
+    ...'`, holding the locks its parent took)."""
+    root, values = pathlib.Path(root), []
+    for name, build in SHARED_BUILDS.items():
+        lock = os.fdopen(int(os.environ[f"ZOO_TEST_LOCK_{name.upper()}"]), "w")
+        values.append(_build_locked(root, name, build, *values[-1:], lock=lock))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session):
+    """Under xdist, the controller (which runs no test) starts one process
+    that builds the shared fixtures while the workers start and run other
+    tests. It takes their locks first, so a worker that needs one waits for
+    that build instead of starting its own; if the build fails, the first
+    worker that needs it builds it (and shows the error)."""
+    config = session.config
+    if hasattr(config, "workerinput") or not config.getoption("numprocesses", None):
+        return
+    import subprocess
+    import sys
+
+    root = config._tmp_path_factory.getbasetemp()
+    locks, env = [], {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    for name in SHARED_BUILDS:
+        lock = open(root / f"{name}.lock", "w")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        locks.append(lock)
+        env[f"ZOO_TEST_LOCK_{name.upper()}"] = str(lock.fileno())
+    code = f"from tests.conftest import prebuild_shared; prebuild_shared({str(root)!r})"
+    with open(root / "prebuild.log", "w") as log:
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=REPO_ROOT,
+            env={**env, "PYTHONPATH": str(REPO_ROOT)},
+            stdout=log,
+            stderr=log,
+            pass_fds=[lock.fileno() for lock in locks],
+        )
+    for lock in locks:
+        lock.close()  # the builder holds them now
 
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """Returns the workdir of a real one-epoch zoo-train run on digits 0-4
     (tiny width, 30 images per class): a real checkpoint for export tests."""
-
-    def build(folder):
-        from zoo.configs import load_config
-        from zoo.trainer import train_and_evaluate
-
-        config = load_config("digits").replace(
-            objective="cosine_softmax",
-            width_multiplier=0.0625,
-            epochs=1,
-            max_per_class=30,
-            global_batch_size=32,
-            holdout_fraction=0.2,
-        )
-        train_and_evaluate(config, str(folder), report=lambda line: None)
-        return str(folder)
-
-    return built_once(tmp_path_factory, "trained_run", build)
+    return built_once(tmp_path_factory, "trained_run")
 
 
 @pytest.fixture(scope="session")
 def exported_module(trained_run, tmp_path_factory):
     """Returns (module dir, sha256) of `trained_run` exported by export/."""
-
-    def build(folder):
-        from export.hub_module import export_hub_module
-        from zoo.trainer import load_trained_model
-
-        model, objective, info = load_trained_model(trained_run)
-        return export_hub_module(model, objective, info, str(folder / "digits_cosine"))
-
-    return tuple(built_once(tmp_path_factory, "exported_module", build))
+    return tuple(built_once(tmp_path_factory, "exported_module", trained_run))
 
 
 def write_tfds_metadata(data_dir, name, split_sizes):

@@ -4,6 +4,7 @@ holdout, resumable checkpoints, replica equivalence and one-line errors."""
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -324,15 +325,17 @@ def test_a_workdir_of_another_config_is_refused(two_epoch_run):
         )
 
 
-def test_a_corrupt_checkpoint_is_a_one_line_error(tmp_path):
+@ON_TWO_EPOCH_RUN
+def test_a_corrupt_checkpoint_is_a_one_line_error(two_epoch_run, tmp_path):
     workdir = str(tmp_path / "run")
-    train_and_evaluate(tiny_config(epochs=1), workdir, report=QUIET)
+    shutil.copytree(two_epoch_run[0], workdir)  # a real run's files, corrupted
     latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    assert latest.startswith(workdir)  # the copy's, not the shared run's
     with open(latest + ".index", "r+b") as f:
         f.seek(10)
         f.write(b"\xff" * 64)
     with pytest.raises(TrainError, match="corrupt or does not match"):
-        train_and_evaluate(tiny_config(epochs=2), workdir, report=QUIET)
+        train_and_evaluate(tiny_config(epochs=4), workdir, report=QUIET)
     with open(os.path.join(workdir, "model.weights.h5"), "wb") as f:
         f.write(b"not hdf5")
     with pytest.raises(TrainError, match="corrupt or does not match its config"):
