@@ -255,7 +255,7 @@ def test_trained_and_random_modules_on_real_xrays(
         name="nih",
         evaluations=(
             evaluation(
-                "chexpert", data=spec, num_l2=12, bootstrap_samples=200, max_iter=200
+                "chexpert", data=spec, num_l2=6, bootstrap_samples=100, max_iter=200
             ),
         ),
     )

@@ -4,6 +4,7 @@ Keras 3), the model card, and zoo-export --archive."""
 
 import json
 import os
+import shutil
 import tarfile
 
 import keras
@@ -221,7 +222,9 @@ def test_benchmark_loader_reads_the_contract_and_rejects_bad_signatures(
     np.testing.assert_allclose(via_endpoints(images), module(images), atol=1e-5)
 
 
-def test_export_never_deletes_a_folder_it_did_not_write(trained_run, tmp_path, warm):
+def test_export_never_deletes_a_folder_it_did_not_write(
+    trained_run, exported_module, tmp_path, warm
+):
     """--out naming the training run, or any folder of other files, is refused
     in one line before any work and left as it was; an earlier export is
     replaced."""
@@ -242,9 +245,9 @@ def test_export_never_deletes_a_folder_it_did_not_write(trained_run, tmp_path, w
 
     model, objective, info = load_trained_model(trained_run)
     out = tmp_path / "module"
-    first, _ = export_hub_module(model, objective, info, str(out))
+    shutil.copytree(exported_module[0], out)  # an earlier export of this run
     (out / "stale.txt").write_text("from an earlier export")
     again, sha = export_hub_module(model, objective, info, str(out))
-    assert again == first and not (out / "stale.txt").exists()
+    assert again == str(out) and not (out / "stale.txt").exists()
     assert sha == sha256_tree(str(out))
     assert sorted(os.listdir(tmp_path)) == ["home", "module"]
