@@ -1,11 +1,15 @@
-"""zoo-leaderboard: render a leaderboard CSV as a ranked markdown table and,
+"""zoo-leaderboard: show a leaderboard CSV in the terminal (by default one
+line per configuration with seed statistics: source top-1, mean linear, kNN
+and fine-tuning transfer, R^2, Chexpert mean AUC; --evaluation=X for one
+evaluation per dataset; --wide for every result as a markdown table) and,
 with --plot, a PNG of linear transfer accuracy against class separation R^2
 (measured and reported modules side by side); verify and merge results
 bundles.
 
 Examples:
-  zoo-leaderboard --leaderboard=leaderboard.csv --rank_by=linear_probe \\
-      --dataset=cifar10 --plot=runs/transfer_vs_r2.png
+  zoo-leaderboard --leaderboard=leaderboard.csv --rank_by=linear_probe
+  zoo-leaderboard --evaluation=linear_probe --plot=runs/transfer_vs_r2.png
+  zoo-leaderboard --wide --rank_by=linear_probe --dataset=cifar10
   zoo-leaderboard verify BUNDLE [--rerun=none|sample|all]
   zoo-leaderboard merge BUNDLE [BUNDLE...] --leaderboard=leaderboard.csv
 verify exits 0 when the bundle holds, 1 when something was tampered with or
@@ -24,7 +28,15 @@ from zoo.cli import run_main
 FLAGS = flags.FLAGS
 flags.DEFINE_string("leaderboard", "leaderboard.csv", "Leaderboard CSV to render.")
 flags.DEFINE_string("rank_by", "linear_probe", "Evaluation whose value ranks rows.")
-flags.DEFINE_string("dataset", None, "Rank by this dataset's value of --rank_by.")
+flags.DEFINE_string(
+    "dataset", None, "--wide: rank by this dataset's value of --rank_by."
+)
+flags.DEFINE_string(
+    "evaluation", None, "Show this evaluation's results per dataset (seed stats)."
+)
+flags.DEFINE_bool(
+    "wide", False, "Every result as its own column (a wide markdown table)."
+)
 flags.DEFINE_enum(
     "source",
     "all",
@@ -95,7 +107,21 @@ def main(argv):
         rows = [r for r in rows if r["source"] != "measured"]
     if not rows:
         raise ValueError(f"{FLAGS.leaderboard} has no rows to show")
-    print(leaderboard.ranked_table(rows, rank_by=FLAGS.rank_by, dataset=FLAGS.dataset))
+    from benchmark import views
+
+    if FLAGS.wide:
+        print(
+            leaderboard.ranked_table(rows, rank_by=FLAGS.rank_by, dataset=FLAGS.dataset)
+        )
+    elif FLAGS.evaluation:
+        print(views.render(*views.detail(rows, FLAGS.evaluation), numeric_from=3))
+    else:
+        header, lines, _ = views.summary(rows, rank_by=FLAGS.rank_by)
+        print(views.render(header, lines, numeric_from=4))
+        print(
+            "\nmean over seeds; ±: 95% t-interval (n seeds); "
+            "--evaluation=NAME for one evaluation per dataset"
+        )
     if FLAGS.plot:
         from benchmark.plot import plot_transfer_vs_separation
 
