@@ -237,9 +237,11 @@ def resolve_handle(handle):
     scan (see module docstring); raises ModuleError if there is none or the
     module holds a refused op.
 
-    Order: URL, then `export.catalog.resolve_catalog_handle` (catalog names
-    and local archives; skipped when export.catalog is not installed), then a
-    local directory. Nothing from the module has run when this returns.
+    Order: `export.catalog.resolve_catalog_handle` (catalog names and local
+    archives), then a Kaggle Models handle (`kaggle:OWNER/MODEL/tensorFlow2/
+    VARIATION/VERSION` or a kaggle.com/models URL, `export.fetch.kaggle_url`),
+    then a URL, then a local directory. Nothing from the module has run when
+    this returns.
     """
     path = _local_directory(handle)
     check_module_safety(path, handle)
@@ -253,6 +255,13 @@ def _local_directory(handle):
     resolved = _resolve_in_catalog(handle)
     if resolved:
         return os.fspath(resolved)
+    from export import fetch
+
+    if fetch.is_kaggle_handle(handle):
+        try:
+            return _fetch(fetch.kaggle_url(handle))
+        except fetch.FetchError as e:
+            raise ModuleError(str(e)) from None
     if handle.startswith(URL_PREFIXES):
         return _fetch(handle)
     path = os.path.abspath(os.path.expanduser(handle))

@@ -246,6 +246,55 @@ def install(staged, module_dir):
             raise
 
 
+# --- Kaggle Models handles ---------------------------------------------------
+
+KAGGLE_URL_ENV = "ZOO_KAGGLE_URL"
+DEFAULT_KAGGLE_URL = "https://www.kaggle.com"
+KAGGLE_PREFIX = "kaggle:"
+_KAGGLE_FORM = "kaggle:OWNER/MODEL/tensorFlow2/VARIATION/VERSION"
+
+
+def is_kaggle_handle(handle):
+    """Returns whether `handle` is a Kaggle Models handle: `kaggle:` followed by
+    owner/model/framework/variation/version, or a kaggle.com/models URL."""
+    if handle.startswith(KAGGLE_PREFIX):
+        return True
+    parsed = urllib.parse.urlparse(handle)
+    host = parsed.hostname or ""
+    return (host == "kaggle.com" or host.endswith(".kaggle.com")) and (
+        parsed.path.startswith("/models/")
+    )
+
+
+def kaggle_url(handle):
+    """Returns the download URL of a Kaggle Models handle (before the
+    compressed-format query): <base>/models/OWNER/MODEL/FRAMEWORK/VARIATION/
+    VERSION, with <base> https://www.kaggle.com or $ZOO_KAGGLE_URL (a mirror).
+    The long URL form (.../frameworks/F/variations/V/versions/N) is
+    accepted. Raises FetchError for another shape or a framework that is
+    not TensorFlow 2 (the benchmark reads TF2 SavedModels)."""
+    base = (os.environ.get(KAGGLE_URL_ENV) or DEFAULT_KAGGLE_URL).rstrip("/")
+    if handle.startswith(KAGGLE_PREFIX):
+        parts = handle[len(KAGGLE_PREFIX) :].strip("/").split("/")
+    else:
+        parsed = urllib.parse.urlparse(handle)
+        base = f"{parsed.scheme}://{parsed.netloc}"
+        parts = parsed.path.strip("/").split("/")[1:]  # after "models"
+        if len(parts) == 8 and parts[2::2] == ["frameworks", "variations", "versions"]:
+            parts = parts[:2] + parts[3::2]
+    if len(parts) != 5 or not all(parts) or not parts[4].isdigit():
+        raise FetchError(
+            f"{handle} is not a Kaggle Models handle; write {_KAGGLE_FORM} or "
+            "https://www.kaggle.com/models/OWNER/MODEL/tensorFlow2/VARIATION/VERSION"
+        )
+    if parts[2].lower() != "tensorflow2":
+        raise FetchError(
+            f"{handle} is a {parts[2]} instance; the benchmark reads TensorFlow 2 "
+            "SavedModels (framework tensorFlow2)"
+        )
+    return f"{base}/models/{'/'.join(parts)}"
+
+
 # --- downloads ---------------------------------------------------------------
 
 

@@ -181,7 +181,7 @@ Apache 2.0.
 """
 
 
-def export_hub_module(model, objective, info, out_dir, name=None):
+def export_hub_module(model, objective, info, out_dir, name=None, kaggle_owner=None):
     """Writes `model` as a Reusable SavedModel with metadata and model card to
     `out_dir` (replaced atomically) and returns (out_dir, sha256 of its tree).
 
@@ -222,11 +222,14 @@ def export_hub_module(model, objective, info, out_dir, name=None):
         "code_version": code_version(),
     }
     root, signatures = _module_root(model, objective, config["weight_decay"])
-    return write_module(root, signatures, metadata, model_card(metadata), out_dir)
+    return write_module(
+        root, signatures, metadata, model_card(metadata), out_dir, kaggle_owner
+    )
 
 
-def write_module(root, signatures, metadata, card, out_dir):
-    """Saves `root` with `signatures`, metadata.json and the model card `card`
+def write_module(root, signatures, metadata, card, out_dir, kaggle_owner=None):
+    """Saves `root` with `signatures`, metadata.json, the model card `card`
+    and the Kaggle Models metadata (export/kaggle.py; owner `kaggle_owner`)
     as `out_dir` and returns (out_dir, sha256 of its tree).
 
     `out_dir` may be new, an empty directory, or a module this project wrote
@@ -247,6 +250,13 @@ def write_module(root, signatures, metadata, card, out_dir):
             json.dump(metadata, f, indent=1, sort_keys=True)
         with open(os.path.join(staging, MODEL_CARD_NAME), "w") as f:
             f.write(card)
+        from export import kaggle
+
+        for name, content in kaggle.metadata_files(
+            metadata, card, kaggle_owner
+        ).items():
+            with open(os.path.join(staging, name), "w") as f:
+                json.dump(content, f, indent=1)
         _swap_in(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

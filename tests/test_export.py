@@ -84,6 +84,41 @@ def test_metadata_and_model_card(exported_module):
         assert line in card, line
 
 
+def test_kaggle_models_metadata_validates_against_the_documented_fields(
+    exported_module,
+):
+    """model-metadata.json and model-instance-metadata.json beside the card
+    validate against the JSON schemas of the fields Kaggle documents
+    (export/kaggle.py), and the check fails on a wrong framework name."""
+    import copy
+
+    import jsonschema
+
+    from export import kaggle
+
+    path = exported_module[0]
+    meta = json.load(open(os.path.join(path, METADATA_NAME)))
+    model = json.load(open(os.path.join(path, kaggle.MODEL_FILE)))
+    instance = json.load(open(os.path.join(path, kaggle.INSTANCE_FILE)))
+    jsonschema.validate(model, kaggle.MODEL_SCHEMA)
+    jsonschema.validate(instance, kaggle.INSTANCE_SCHEMA)
+    assert model["description"] == open(os.path.join(path, MODEL_CARD_NAME)).read()
+    assert model["isPrivate"] is True and model["licenseName"] == "Apache 2.0"
+    assert instance["framework"] == "tensorFlow2" and instance["fineTunable"] is True
+    assert instance["trainingData"] == [meta["dataset"]]
+    assert instance["instanceSlug"] == kaggle.slug(meta["name"])
+    assert instance["ownerSlug"] == model["ownerSlug"] == kaggle.OWNER_PLACEHOLDER
+    wrong = copy.deepcopy(instance)
+    wrong["framework"] = "tensorflow2"  # Kaggle's names are camel case
+    with pytest.raises(jsonschema.ValidationError, match="tensorflow2"):
+        jsonschema.validate(wrong, kaggle.INSTANCE_SCHEMA)
+    assert (
+        kaggle.slug("resnet50_cosine_softmax_seed0") == "resnet50-cosine-softmax-seed0"
+    )
+    with pytest.raises(ValueError, match="Kaggle slug"):
+        kaggle.slug("__")
+
+
 def test_input_size_note_names_the_full_size_side():
     assert "Full-size" not in input_size_note("resnet50", 224)
     assert "Full-size resnet50 configs train and evaluate at 224x224" in (
@@ -175,7 +210,11 @@ def test_tfsm_layer_fine_tunes_in_a_keras3_model(exported_module):
 def test_zoo_export_archive_flag(trained_run, tmp_path, warm):
     out = tmp_path / "digits_module"
     result = warm.run(
-        "export.main", f"--checkpoint={trained_run}", f"--out={out}", "--archive"
+        "export.main",
+        f"--checkpoint={trained_run}",
+        f"--out={out}",
+        "--archive",
+        "--kaggle_owner=zoo-team",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = dict(
@@ -188,6 +227,9 @@ def test_zoo_export_archive_flag(trained_run, tmp_path, warm):
     with tarfile.open(archive) as tar:
         names = tar.getnames()
     assert {"saved_model.pb", "metadata.json", "README.md"} <= set(names)
+    assert {"model-metadata.json", "model-instance-metadata.json"} <= set(names)
+    instance = json.loads((out / "model-instance-metadata.json").read_text())
+    assert instance["ownerSlug"] == "zoo-team"
     assert "variables/variables.index" in names
 
 

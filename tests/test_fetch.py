@@ -308,6 +308,40 @@ def test_a_hub_handle_gets_the_compressed_format_query(server, cache):
     assert server.requests == ["/hub/tiny/1?tf-hub-format=compressed"]
 
 
+def test_a_kaggle_handle_downloads_through_the_compressed_protocol(
+    server, archives, cache, monkeypatch
+):
+    """kaggle:OWNER/MODEL/tensorFlow2/VARIATION/VERSION resolves to
+    <Kaggle>/models/... with tensorflow_hub's compressed-format query, here
+    against a local server standing in for kaggle.com ($ZOO_KAGGLE_URL)."""
+    path = "/models/zoo-team/loss-transfer-zoo/tensorFlow2/tiny/1"
+    server.routes[path] = archives[2]["body"]
+    monkeypatch.setenv(fetch.KAGGLE_URL_ENV, server.url(""))
+    module = modules.resolve_handle(
+        "kaggle:zoo-team/loss-transfer-zoo/tensorFlow2/tiny/1"
+    )
+    assert server.requests == [path + "?tf-hub-format=compressed"]
+    assert sha256_tree(module) == sha256_tree(archives[2]["dir"])
+    loaded = tf.saved_model.load(module)
+    np.testing.assert_allclose(loaded(tf.ones([1, 8, 8, 3])), np.ones([1, 4]) * 6)
+    long_form = (
+        "https://www.kaggle.com/models/google/bit/frameworks/TensorFlow2/"
+        "variations/s-r50x1/versions/1"
+    )
+    assert fetch.is_kaggle_handle(long_form)
+    assert fetch.kaggle_url(long_form) == (
+        "https://www.kaggle.com/models/google/bit/TensorFlow2/s-r50x1/1"
+    )
+    for bad, message in (
+        ("kaggle:zoo-team/loss-transfer-zoo", "is not a Kaggle Models handle"),
+        ("kaggle:o/m/tensorFlow2/v/latest", "is not a Kaggle Models handle"),
+        ("kaggle:o/m/PyTorch/v/1", "is a PyTorch instance"),
+    ):
+        with pytest.raises(modules.ModuleError, match=message):
+            modules.resolve_handle(bad)
+    assert len(server.requests) == 1
+
+
 def _catalog(tmp_path, server, archives):
     entry = {
         "name": "tiny",
