@@ -119,7 +119,7 @@ def aggregate(rows):
         groups.setdefault((config_key(row), result_key(row)), []).append(row)
     out = {}
     for key, group in groups.items():
-        group = sorted(group, key=lambda r: _seed_order(r.get("seed", "")))
+        group = sorted(group, key=lambda r: seed_order(r.get("seed", "")))
         out[key] = seed_stats(
             [r["value"] for r in group], [r.get("seed", "") for r in group]
         )
@@ -146,7 +146,7 @@ def differences(aggregated, baseline=BASELINE_OBJECTIVE, alpha=ALPHA):
     return out
 
 
-def _seed_order(seed):
+def seed_order(seed):
     try:
         return (0, float(seed), "")
     except ValueError:

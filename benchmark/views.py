@@ -146,7 +146,7 @@ def summary(rows, rank_by="linear_probe"):
         for column in SUMMARY_COLUMNS:
             per_seed = _per_seed(rows, config, _pick(column, pretrain))
             if per_seed:
-                order = sorted(per_seed, key=seeds._seed_order)
+                order = sorted(per_seed, key=seeds.seed_order)
                 stats[config, column] = seeds.seed_stats(
                     [per_seed[s] for s in order], order
                 )

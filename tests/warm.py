@@ -23,12 +23,12 @@ must be separate processes (a killed run, the sandboxed child).
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -79,21 +79,17 @@ def _serve_one(request):
     pid = os.fork()
     if pid == 0:
         _child(request, out, err)
-    deadline = time.monotonic() + request.get("timeout", 600)
-    timed_out = False
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            timed_out = True
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            _, status = os.waitpid(pid, 0)
-            break
-        time.sleep(0.01)
+    # A pidfd becomes readable when the child exits: wait for that or the
+    # timeout, then reap it (killing its whole group first on a timeout).
+    with os.fdopen(os.pidfd_open(pid), "rb", buffering=0) as exited:
+        ready, _, _ = select.select([exited], [], [], request.get("timeout", 600))
+    timed_out = not ready
+    if timed_out:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _, status = os.waitpid(pid, 0)
     out.seek(0)
     err.seek(0)
     return {
