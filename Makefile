@@ -9,18 +9,22 @@ PYTEST_ARGS ?=
 JOBS ?= 2
 XDIST = -n $(JOBS) --dist loadgroup
 
-# Debian packages the tests use for real: bubblewrap (the benchmark sandbox).
-SYSTEM_PACKAGES ?= bubblewrap
+# Debian packages the tests use for real: bubblewrap (the benchmark sandbox),
+# Chromium and its driver (the web leaderboard's browser test; a browser
+# download at install time would fail offline, Debian's packages do not).
+SYSTEM_PACKAGES ?= bubblewrap chromium chromium-driver
+SYSTEM_COMMANDS ?= bwrap chromium chromedriver
 APT := $(shell [ "$$(id -u)" = 0 ] || echo sudo) apt-get -q -y
 
 .PHONY: install system demo test test-fast lint perf clean
 
 ## system: the Debian packages above, when missing (apt-get; skipped without it)
 system:
-	@command -v bwrap >/dev/null || ! command -v apt-get >/dev/null || \
+	@( for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || exit 1; done ) || \
+	  ! command -v apt-get >/dev/null || \
 	  $(APT) install $(SYSTEM_PACKAGES) >/dev/null 2>&1 || \
 	  { $(APT) update >/dev/null 2>&1 && $(APT) install $(SYSTEM_PACKAGES) >/dev/null; } || \
-	  echo "note: could not install $(SYSTEM_PACKAGES); sandbox tests need it"
+	  echo "note: could not install $(SYSTEM_PACKAGES); the sandbox and browser tests need them"
 
 $(STAMP): setup.py | system
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

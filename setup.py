@@ -12,7 +12,10 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["zoo*", "export*", "benchmark*", "pipeline*"]),
     include_package_data=True,
-    package_data={"export": ["catalog.json"], "benchmark": ["data/*.json"]},
+    package_data={
+        "export": ["catalog.json"],
+        "benchmark": ["data/*.json", "site_assets/*"],
+    },
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.15,<4",
@@ -32,6 +35,7 @@ setup(
             "ruff>=0.6",
             "tf-keras>=2.21,<2.22",
             "check-jsonschema>=0.28",
+            "selenium>=4.20",
         ],
     },
     entry_points={

@@ -3,13 +3,17 @@ line per configuration with seed statistics: source top-1, mean linear, kNN
 and fine-tuning transfer, R^2, Chexpert mean AUC; --evaluation=X for one
 evaluation per dataset; --wide for every result as a markdown table) and,
 with --plot, a PNG of linear transfer accuracy against class separation R^2
-(measured and reported modules side by side); verify and merge results
+(measured and reported modules side by side); with --html=DIR, write the
+web leaderboard instead: a static site (index.html) that works from file://
+with a tab per evaluation family, sorting, filters, seed intervals, the
+figures and per-row provenance (benchmark/site.py); verify and merge results
 bundles.
 
 Examples:
   zoo-leaderboard --leaderboard=leaderboard.csv --rank_by=linear_probe
   zoo-leaderboard --evaluation=linear_probe --plot=runs/transfer_vs_r2.png
   zoo-leaderboard --wide --rank_by=linear_probe --dataset=cifar10
+  zoo-leaderboard --html=runs/site --html_analyses=runs/analysis
   zoo-leaderboard verify BUNDLE [--rerun=none|sample|all]
   zoo-leaderboard merge BUNDLE [BUNDLE...] --leaderboard=leaderboard.csv
 verify exits 0 when the bundle holds, 1 when something was tampered with or
@@ -19,6 +23,7 @@ nothing when a bundle fails its checks or a row's key already has another
 value. docs/submissions.md gives the maintainer's flow.
 """
 
+import os
 import sys
 
 from absl import flags
@@ -42,6 +47,17 @@ flags.DEFINE_enum(
     "all",
     ["all", "measured", "reported"],
     "Rows measured here, reported in papers, or both.",
+)
+flags.DEFINE_string(
+    "html",
+    None,
+    "Write the web leaderboard (a static site that works from file://) to this "
+    "folder instead of printing.",
+)
+flags.DEFINE_list(
+    "html_analyses",
+    [],
+    "--html: zoo-analyze --out folders whose CKA heatmaps the site shows.",
 )
 flags.DEFINE_string(
     "plot",
@@ -109,7 +125,21 @@ def main(argv):
         raise ValueError(f"{FLAGS.leaderboard} has no rows to show")
     from benchmark import views
 
-    if FLAGS.wide:
+    if FLAGS.html:
+        from benchmark.site import write_site
+
+        data = write_site(
+            rows,
+            FLAGS.html,
+            analyses=FLAGS.html_analyses,
+            leaderboard_name=os.path.basename(FLAGS.leaderboard),
+        )
+        print(
+            f"site of {len(data['configs'])} configurations, {len(data['tabs'])} "
+            f"tabs and {len(data['heatmaps'])} CKA heatmaps written to "
+            f"{os.path.join(FLAGS.html, 'index.html')}"
+        )
+    elif FLAGS.wide:
         print(
             leaderboard.ranked_table(rows, rank_by=FLAGS.rank_by, dataset=FLAGS.dataset)
         )

@@ -17,6 +17,7 @@ Summary columns (each the configuration's mean over seeds):
 """
 
 import math
+import typing
 
 from benchmark import seeds
 
@@ -174,7 +175,7 @@ def summary(rows, rank_by="linear_probe"):
                 shown,
                 objective,
                 arch,
-                "paper" if source.startswith("paper:") else source,
+                source_label(source),
                 "/".join(str(n) for n in sorted(counts)) or "0",
                 *[_cell(stats, config, column) for column in SUMMARY_COLUMNS],
             ]
@@ -191,10 +192,27 @@ def _cell(stats, config, column):
     return seeds.interval_text(s, 1.0, 3)
 
 
-def detail(rows, evaluation):
-    """Returns (header, lines) of one evaluation: a line per configuration, a
-    column per dataset (and setting) with its headline metric, significant
-    differences from softmax marked with "*"."""
+class DetailTable(typing.NamedTuple):
+    """One evaluation's results: `columns` are (dataset, split, metric) with
+    display `names`; `stats` and `diffs` are keyed (config, (evaluation,
+    dataset, split, metric)) as in seeds.aggregate and seeds.differences."""
+
+    evaluation: str
+    configs: list
+    columns: list
+    names: list
+    stats: dict
+    diffs: dict
+
+
+def configurations(rows):
+    """Returns the rows' configuration keys (seeds.config_key), first seen first."""
+    return _configurations(rows)
+
+
+def detail_table(rows, evaluation):
+    """Returns the DetailTable of one evaluation: a column per dataset (and
+    setting) with its headline metric."""
     chosen = [r for r in rows if r["evaluation"] == evaluation]
     if evaluation == "chexpert":
         chosen = _with_chexpert_means(chosen)
@@ -213,7 +231,6 @@ def detail(rows, evaluation):
             columns.append((dataset, split, metric))
     chosen = [r for r in chosen if (r["dataset"], r["split"], r["metric"]) in columns]
     agg = seeds.aggregate(chosen)
-    diffs = seeds.differences(agg)
     names = []
     for dataset, split, metric in columns:
         name = short_dataset(dataset)
@@ -222,26 +239,46 @@ def detail(rows, evaluation):
         if sum(1 for d, _, _ in columns if d == dataset) > 1 and "@" not in name:
             name += f"/{metric}"
         names.append(name)
-    header = ["objective", "arch", "source", *names]
+    return DetailTable(
+        evaluation,
+        _configurations(chosen),
+        columns,
+        names,
+        agg,
+        seeds.differences(agg),
+    )
+
+
+def metric_scale(metric):
+    """Returns (scale, digits) of a metric's display: percent for accuracies."""
+    return (100.0, 1) if metric in ("accuracy", "top1", "auc_mean") else (1.0, 3)
+
+
+def source_label(source):
+    return "paper" if source.startswith("paper:") else source
+
+
+def detail(rows, evaluation):
+    """Returns (header, lines) of one evaluation: a line per configuration, a
+    column per dataset (and setting) with its headline metric, significant
+    differences from softmax marked with "*"."""
+    table = detail_table(rows, evaluation)
+    header = ["objective", "arch", "source", *table.names]
     lines = []
-    for config in _configurations(chosen):
+    for config in table.configs:
         source, arch, objective, _ = config
         cells = []
-        for dataset, split, metric in columns:
+        for dataset, split, metric in table.columns:
             key = (config, (evaluation, dataset, split, metric))
-            s = agg.get(key)
+            s = table.stats.get(key)
             if s is None:
                 cells.append("")
                 continue
-            scale = 100.0 if metric in ("accuracy", "top1", "auc_mean") else 1.0
-            text = seeds.interval_text(s, scale, 1 if scale == 100.0 else 3)
-            if key in diffs and diffs[key].significant:
+            text = seeds.interval_text(s, *metric_scale(metric))
+            if key in table.diffs and table.diffs[key].significant:
                 text += "*"
             cells.append(text)
-        lines.append(
-            [objective, arch, "paper" if source.startswith("paper:") else source]
-            + cells
-        )
+        lines.append([objective, arch, source_label(source)] + cells)
     return header, lines
 
 

@@ -20,6 +20,7 @@ import tempfile
 
 import tensorflow as tf
 
+from zoo.files import swap_in_folder
 from zoo.provenance import code_version, sha256_tree
 
 METADATA_NAME = "metadata.json"
@@ -257,7 +258,7 @@ def write_module(root, signatures, metadata, card, out_dir, kaggle_owner=None):
         ).items():
             with open(os.path.join(staging, name), "w") as f:
                 json.dump(content, f, indent=1)
-        _swap_in(staging, out_dir)
+        swap_in_folder(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -296,20 +297,3 @@ def check_export_target(out_dir):
             f"refusing to replace {out_dir}: it holds files that are not a module "
             "written by zoo-export; pass --out naming a new or empty folder"
         )
-
-
-def _swap_in(staging, out_dir):
-    """Moves the complete `staging` folder to `out_dir`; a previous export
-    there is renamed aside first and removed only after the swap."""
-    if not os.path.isdir(out_dir):
-        os.replace(staging, out_dir)
-        return
-    aside = tempfile.mkdtemp(prefix=".replaced-", dir=os.path.dirname(out_dir))
-    os.rmdir(aside)
-    os.replace(out_dir, aside)
-    try:
-        os.replace(staging, out_dir)
-    except BaseException:
-        os.replace(aside, out_dir)
-        raise
-    shutil.rmtree(aside, ignore_errors=True)
