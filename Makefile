@@ -29,7 +29,7 @@ system:
 $(STAMP): setup.py | system
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --no-compile -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -39,8 +39,7 @@ demo: $(STAMP)
 	$(BIN)/zoo-demo $(ARGS)
 
 ## test: lint, the whole test suite (slow tests included) and, beside it, the
-## benchmark gate against .ci/baseline.json (what CI runs; pip's --no-compile
-## leaves bytecode to first imports, which install only what the suite uses)
+## benchmark gate against .ci/baseline.json (what CI runs)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	@BIN=$(BIN) bash .ci/gate > $(VENV)/gate.log 2>&1 & gate=$$!; \

@@ -14,7 +14,8 @@ setup(
     include_package_data=True,
     package_data={
         "export": ["catalog.json"],
-        "benchmark": ["data/*.json", "site_assets/*"],
+        "benchmark": ["data/*.json"],
+        "benchmark.site_assets": ["*.html", "*.js", "*.css"],
     },
     install_requires=[
         "tensorflow>=2.21,<2.22",
