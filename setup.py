@@ -50,6 +50,7 @@ setup(
             "zoo-demo=pipeline.demo_main:run",
             "zoo-matrix=pipeline.matrix_main:run",
             "zoo-pull=export.pull_main:run",
+            "zoo-reproduce=pipeline.reproduction_main:run",
         ],
     },
 )

@@ -24,7 +24,6 @@ like zoo-benchmark's (same handles, op allowlist and overrides).
 
 import json
 import os
-import re
 
 from absl import flags
 
@@ -82,29 +81,11 @@ def config_from_flags():
     return apply_analysis_overrides(load_analysis_config(FLAGS.config), overrides)
 
 
-def module_keys(modules):
-    """Returns a short unique name per module: arch_objective_seed from its
-    metadata, else its folder name."""
-    keys = []
-    for module in modules:
-        meta = module.metadata
-        if meta.get("objective"):
-            arch, seed = meta.get("arch", "module"), meta.get("seed", "")
-            key = f"{arch}_{meta['objective']}_seed{seed}"
-        else:
-            key = os.path.basename(os.path.normpath(module.handle)) or "module"
-        key = re.sub(r"[^A-Za-z0-9_.-]+", "_", key)
-        base, n = key, 2
-        while key in keys:
-            key, n = f"{base}_{n}", n + 1
-        keys.append(key)
-    return keys
-
-
 def main(argv):
     del argv
     from benchmark import leaderboard
     from benchmark.analyses import AnalysisError
+    from benchmark.analysis_run import run_analyses
     from export.fetch import set_limits
 
     set_limits(FLAGS.max_module_mb, FLAGS.download_deadline_s)
@@ -119,139 +100,20 @@ def main(argv):
         raise AnalysisError(f"--image_size must be positive, got {FLAGS.image_size}")
     if not FLAGS.modules:
         raise AnalysisError("--modules is empty; pass at least one module handle")
-    run_analyses(config, analyses)
-
-
-def run_analyses(config, analyses):
-    import time
-
-    from benchmark import leaderboard
-    from benchmark.analysis_plots import cka_heatmap, layer_curves
-    from benchmark.analyze import analyze
-    from benchmark.datasets import load_benchmark_dataset
-    from benchmark.harness import base_row
-    from benchmark.modules import load_module, parse_value_range
-
-    dataset = load_benchmark_dataset(config.dataset, data_dir=FLAGS.data_dir)
-    load = dict(
-        image_size=FLAGS.image_size,
-        signature=FLAGS.signature,
-        value_range=parse_value_range(FLAGS.value_range),
-        output=FLAGS.output,
-    )
-    loaded = [load_module(handle, **load) for handle in FLAGS.modules]
-    keys = module_keys(loaded)
-    modules = dict(zip(keys, loaded))
-    for key, module in modules.items():
-        print(
-            f"[module] {key}: {module.handle} sha256 {module.sha256[:12]}", flush=True
-        )
-    start = time.perf_counter()
-    results, total = analyze(
-        modules,
-        dataset,
-        config.split,
+    run_analyses(
+        config,
         analyses,
-        max_per_class=config.max_per_class,
-        batch_size=config.batch_size,
-        report=lambda line: print(line, flush=True),
+        FLAGS.modules,
+        FLAGS.out,
+        leaderboard_path=FLAGS.leaderboard,
+        load=dict(
+            image_size=FLAGS.image_size,
+            signature=FLAGS.signature,
+            value_range=FLAGS.value_range,
+            output=FLAGS.output,
+        ),
+        data_dir=FLAGS.data_dir,
     )
-    seconds = round(time.perf_counter() - start, 3)
-    os.makedirs(FLAGS.out, exist_ok=True)
-    written = write_outputs(results, FLAGS.out, cka_heatmap, layer_curves)
-    rows = []
-    for name, result in results.items():
-        analysis = next(a for a in analyses if a.name == name)
-        for key, metric, value, extra in result.scalars:
-            module = modules[key]
-            protocol = dict(
-                analysis.protocol(),
-                config=config.name,
-                input=module.contract(),
-                **{k: modules[v].handle for k, v in extra.items()},
-            )
-            rows.append(
-                leaderboard.make_row(
-                    **base_row(module),
-                    evaluation=name,
-                    dataset=dataset.name,
-                    split=config.split,
-                    test_size=total,
-                    metric=metric,
-                    value=value,
-                    protocol=protocol,
-                    seconds=seconds,
-                )
-            )
-    if FLAGS.leaderboard and rows:
-        leaderboard.append_rows(FLAGS.leaderboard, rows)
-        transfer = transfer_figure(FLAGS.leaderboard, modules, FLAGS.out)
-        written += [transfer] if transfer else []
-    for path in written:
-        print(f"[analyze] wrote {path}")
-    where = f" to {FLAGS.leaderboard}" if FLAGS.leaderboard else " (no leaderboard)"
-    print(f"{len(rows)} rows appended{where}; {len(written)} files in {FLAGS.out}")
-
-
-def write_outputs(results, out, cka_heatmap, layer_curves):
-    """Writes each result's JSON and figures; returns the paths."""
-    written = []
-    for name, result in results.items():
-        path = os.path.join(out, f"{name}.json")
-        _write_json(path, result.data)
-        written.append(path)
-    if "cka" in results:
-        data = results["cka"].data
-        for pair in data["pairs"]:
-            if pair["a"] < pair["b"] or len(data["pairs"]) == 1:
-                path = os.path.join(out, f"cka_{pair['a']}__{pair['b']}.png")
-                cka_heatmap(pair, path)
-                written.append(path)
-        path = os.path.join(out, "summary.json")
-        _write_json(path, {"same_layer_cka_mean": data["summary"]})
-        written.append(path)
-    curves = {
-        "class_separation": ("class separation R^2", lambda v: v),
-        "sparsity": ("fraction of non-zero activations", lambda v: v),
-        "neural_collapse": ("NC1", lambda v: v["nc1"]),
-    }
-    for name, (ylabel, pick) in curves.items():
-        if name not in results:
-            continue
-        by_module = {
-            key: {layer: pick(v) for layer, v in values.items()}
-            for key, values in results[name].data["modules"].items()
-        }
-        path = os.path.join(out, f"{name}.png")
-        layer_curves(by_module, ylabel, f"{name} per layer", path)
-        written.append(path)
-    return written
-
-
-def _write_json(path, data):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
-
-
-def transfer_figure(board, modules, out):
-    """Writes transfer_vs_r2.png when the leaderboard has R^2 and linear
-    probe rows for at least one of `modules`; returns its path or None."""
-    from benchmark import leaderboard
-    from benchmark.plot import plot_transfer_vs_separation, separation_points
-
-    shas = {m.sha256 for m in modules.values()}
-    rows = leaderboard.read_rows(board)
-    measured = [
-        r for r in rows if r["module_sha256"] in shas or r["source"] != "measured"
-    ]
-    points = separation_points(measured)
-    if not points["measured"]:
-        return None
-    path = os.path.join(out, "transfer_vs_r2.png")
-    plot_transfer_vs_separation(measured, path)
-    return path
 
 
 def run():

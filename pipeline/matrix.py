@@ -36,6 +36,14 @@ class MatrixConfig:
       overrides: TrainConfig field overrides for every run.
       export: export each run after training.
       archive: also write each module as a .tar.gz.
+      shard: (I, N): train only the cells whose index % N == I.
+      transfer: the transfer dataset spec the benchmark stage scores on.
+      chexpert: the Chexpert data spec (chexpert:DIR), or None.
+      benchmark: None, or a function of this MatrixConfig returning the
+        BenchmarkConfig every exported module is scored on (pipeline.study).
+      analysis: None, or a function of this MatrixConfig returning the
+        AnalysisConfig run on each seed's modules together.
+      reference: the objective the analyses compare with (CKA's reference).
     """
 
     config: str = "digits"
@@ -46,7 +54,27 @@ class MatrixConfig:
     overrides: dict = dataclasses.field(default_factory=dict)
     export: bool = True
     archive: bool = False
-    shard: tuple = (0, 1)  # (I, N): train only cells with index % N == I
+    shard: tuple = (0, 1)
+    transfer: str | None = None
+    chexpert: str | None = None
+    benchmark: object = None
+    analysis: object = None
+    reference: str = "softmax"
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def source_dataset(self):
+        """Returns the pretraining dataset spec of every run."""
+        return self.overrides.get("dataset") or load_config(self.config).dataset
+
+    def run_name(self, arch, objective, seed):
+        return f"{arch}_{objective}_seed{seed}"
+
+    @property
+    def leaderboard(self):
+        """The study's own leaderboard: WORKDIR/leaderboard.csv."""
+        return os.path.join(self.workdir, "leaderboard.csv")
 
 
 def run_configs(matrix):
@@ -61,7 +89,7 @@ def run_configs(matrix):
             arch=arch, seed=seed, **matrix.overrides
         )
         validate_config(config)
-        cells.append((f"{arch}_{objective}_seed{seed}", config))
+        cells.append((matrix.run_name(arch, objective, seed), config))
     if not cells:
         raise ValueError("empty matrix; pass --objectives, --archs and --seeds")
     return cells

@@ -1,12 +1,18 @@
 """zoo-matrix: train the zoo matrix (objectives x architectures x seeds) and
-export every run as a TF-Hub module.
+export every run as a TF-Hub module; with a matrix config (pipeline/configs),
+also score every module through the benchmark harness and run the
+representation analyses per seed (pipeline/study.py).
 
 Examples:
   zoo-matrix --config=digits --objectives=softmax,cosine_softmax --seeds=0,1
   zoo-matrix --config=imagenet_resnet50 --objectives=all --seeds=0,1,2,3,4,5,6,7 \\
       --strategy=tpu:NAME --workdir=gs://BUCKET/zoo --archive
-Rerun the same command after an interruption: finished runs are skipped and
-the interrupted one resumes from its checkpoint.
+  zoo-matrix --config=mini_zoo --dataset=path/to/imagenette \\
+      --transfer=path/to/cifar10 --chexpert=chexpert:path/to/chexpert
+Rerun the same command after an interruption: finished runs, benchmarks and
+analyses are skipped and the interrupted training resumes from its
+checkpoint. --config names a matrix config (mini_zoo) or a training config
+of zoo/configs; flags given explicitly override the matrix config's values.
 """
 
 from absl import flags
@@ -18,11 +24,16 @@ flags.DEFINE_string("config", "digits", "Config name in zoo/configs or a .py fil
 flags.DEFINE_list("objectives", ["softmax"], "Objective names, or 'all'.")
 flags.DEFINE_list("archs", None, "Architectures (default: the config's).")
 flags.DEFINE_list("seeds", ["0"], "Seeds.")
-flags.DEFINE_string("workdir", "runs/matrix", "Root of runs and modules.")
+flags.DEFINE_string(
+    "workdir", "runs/matrix", "Root of runs and modules (a matrix config sets its own)."
+)
 flags.DEFINE_integer("epochs", None, "Override: epochs of every run.")
 flags.DEFINE_integer("max_per_class", None, "Override: images per class cap.")
 flags.DEFINE_string("dataset", None, "Override: training dataset spec.")
 flags.DEFINE_integer("image_size", None, "Override: resolution of every run.")
+flags.DEFINE_float("width_multiplier", None, "Override: network width of every run.")
+flags.DEFINE_string("transfer", None, "Matrix config: the transfer dataset spec.")
+flags.DEFINE_string("chexpert", None, "Matrix config: Chexpert data (chexpert:DIR).")
 flags.DEFINE_bool("export", True, "Export each run as a TF-Hub module.")
 flags.DEFINE_bool("archive", False, "Also write each module as a .tar.gz.")
 flags.DEFINE_string(
@@ -45,7 +56,8 @@ def main(argv):
 
     shard = parse_shard(FLAGS.shard)
     strategy = create_strategy(FLAGS.strategy)
-    from pipeline.matrix import MatrixConfig, run_matrix
+    from pipeline.configs import is_matrix_config, load_matrix_config
+    from pipeline.matrix import MatrixConfig
     from zoo.objectives import list_objectives
 
     objectives = list(FLAGS.objectives)
@@ -57,21 +69,47 @@ def main(argv):
         raise ValueError(f"--seeds must be integers, got {FLAGS.seeds}") from None
     overrides = {
         k: FLAGS[k].value
-        for k in ("epochs", "max_per_class", "dataset", "image_size")
+        for k in (
+            "epochs",
+            "max_per_class",
+            "dataset",
+            "image_size",
+            "width_multiplier",
+        )
         if FLAGS[k].value is not None
     }
-    matrix = MatrixConfig(
-        config=FLAGS.config,
-        objectives=tuple(objectives),
-        archs=tuple(FLAGS.archs) if FLAGS.archs else None,
-        seeds=seeds,
-        workdir=FLAGS.workdir,
-        overrides=overrides,
-        export=FLAGS.export,
-        archive=FLAGS.archive,
-        shard=shard,
-    )
-    summary = run_matrix(matrix, strategy, report=lambda s: print(s, flush=True))
+    if FLAGS.max_per_class == 0:  # 0: every image
+        overrides["max_per_class"] = None
+    given = {
+        "objectives": tuple(objectives),
+        "archs": tuple(FLAGS.archs) if FLAGS.archs else None,
+        "seeds": seeds,
+        "workdir": FLAGS.workdir,
+        "export": FLAGS.export,
+        "archive": FLAGS.archive,
+        "transfer": FLAGS.transfer,
+        "chexpert": FLAGS.chexpert,
+    }
+    if is_matrix_config(FLAGS.config):
+        matrix = load_matrix_config(FLAGS.config)
+        changes = {k: v for k, v in given.items() if FLAGS[k].present}
+        matrix = matrix.replace(
+            **changes, overrides={**matrix.overrides, **overrides}, shard=shard
+        )
+    else:
+        for name in ("transfer", "chexpert"):
+            if given.pop(name) is not None:
+                raise ValueError(
+                    f"--{name} is read by matrix configs only (such as mini_zoo); "
+                    f"--config={FLAGS.config} is a training config"
+                )
+        matrix = MatrixConfig(
+            config=FLAGS.config, overrides=overrides, shard=shard, **given
+        )
+    from pipeline.study import run_study
+
+    report = lambda s: print(s, flush=True)  # noqa: E731
+    summary = run_study(matrix, strategy, report=report)
     print("\n| run | holdout top-1 | module |\n|---|---|---|")
     for row in summary:
         top1 = row["holdout_top1"]

@@ -56,6 +56,7 @@ def assert_one_line_error(result, *fragments):
         "zoo-pull",
         "zoo-analyze",
         "zoo-submit",
+        "zoo-reproduce",
     ],
 )
 def test_help(command):

@@ -1,0 +1,101 @@
+"""Mini-zoo: the paper's study in miniature on real images. All eleven
+objectives x 3 seeds of ResNet-50 (width x1/4) at 32 px on Imagenette, each
+module then scored through the single harness and the analyses:
+
+  source accuracy  the module's own classifier on Imagenette val (top-1);
+  transfer         CIFAR-10 linear probe, kNN and a short fine-tuning run;
+  Chexpert         mean AUC of the five pathologies (linear probe per label);
+  R^2              class separation on the pretraining (Imagenette) train set;
+  analyses         per block on Imagenette val: linear CKA against the
+                   softmax module of the same seed, sparsity and NC1.
+
+Command (image folders ROOT/{train,val}/<class>/*; TFDS names work too):
+  zoo-matrix --config=mini_zoo --dataset=path/to/imagenette \\
+      --transfer=path/to/cifar10 --chexpert=chexpert:path/to/chexpert \\
+      --workdir=runs/mini_zoo
+  zoo-reproduce --workdir=runs/mini_zoo --out=docs/reproduction.md
+Rerun the same zoo-matrix command after an interruption: finished trainings,
+exports, benchmarks and analyses are skipped (`--shard=I/N` splits the work
+across machines). On a GPU or TPU, widen it: --width_multiplier=1
+--image_size=224 --max_per_class=0 --epochs=40 (the paper's recipe needs
+ImageNet; see docs/reproduction.md).
+Expected on 2 CPU cores: about 4 minutes per module, 2-2.5 hours for the 33
+(docs/reproduction.md records the measured time and every outcome).
+"""
+
+from benchmark.analyses.config import AnalysisConfig
+from benchmark.config import BenchmarkConfig, evaluation
+from pipeline.matrix import MatrixConfig
+from zoo.objectives import list_objectives
+
+
+def benchmark_config(matrix):
+    """Returns what every module of the matrix is scored on."""
+    source = matrix.source_dataset()
+    chexpert = ()
+    if matrix.chexpert:  # the NIH / CheXpert X-rays; without them, no Chexpert
+        chexpert = (
+            evaluation(
+                "chexpert",
+                data=matrix.chexpert,
+                settings=("valid",),
+                num_l2=12,
+                bootstrap_samples=200,
+            ),
+        )
+    return BenchmarkConfig(
+        name="mini_zoo",
+        datasets=(matrix.transfer,),
+        max_per_class=200,  # CIFAR-10: 2,000 train (a fifth for selection), 2,000 test
+        batch_size=250,
+        evaluations=(
+            evaluation("imagenet_ood", data=source, sets=("imagenet2012",)),
+            evaluation("linear_probe", num_l2=15),
+            evaluation("knn", ks=(1, 5, 10, 20, 50)),
+            evaluation(
+                "fine_tune",
+                learning_rates=(0.01, 0.05),
+                weight_decays=(0.0,),
+                steps=150,
+                batch_size=64,
+                max_per_class=100,
+                cache_images=True,
+            ),
+            evaluation(
+                "class_separation", data=source, split="train", max_per_class=200
+            ),
+            *chexpert,
+        ),
+    )
+
+
+def analysis_config(matrix):
+    """Returns the per-block analyses run on each seed's modules together."""
+    return AnalysisConfig(
+        name="mini_zoo",
+        dataset=matrix.source_dataset(),
+        split="val",
+        analyses={"cka": {"batch_size": 250}, "sparsity": {}, "neural_collapse": {}},
+        max_per_class=50,
+        batch_size=100,
+    )
+
+
+def get_config():
+    return MatrixConfig(
+        config="imagenette",
+        objectives=tuple(list_objectives()),
+        seeds=(0, 1, 2),
+        workdir="runs/mini_zoo",
+        overrides=dict(
+            image_size=32,
+            width_multiplier=0.25,
+            max_per_class=300,
+            epochs=8,
+        ),
+        transfer="tfds:cifar10",
+        chexpert=None,  # --chexpert=chexpert:DIR (a CheXpert-format folder)
+        benchmark=benchmark_config,
+        analysis=analysis_config,
+        reference="softmax",
+    )

@@ -1,0 +1,52 @@
+"""zoo-reproduce: write the reproduction report of a study (docs/reproduction.md
+from `zoo-matrix --config=mini_zoo`): per objective, source accuracy, R^2,
+linear / kNN / fine-tuning transfer, Chexpert AUC, sparsity and NC1 as mean
+± std over seeds, and the paper's four claims, each with its statistic, a
+bootstrap interval over seeds and a verdict (pipeline/reproduction.py).
+Figures go to a `reproduction/` folder beside --out.
+
+Example:
+  zoo-matrix --config=mini_zoo --dataset=path/to/imagenette \\
+      --transfer=path/to/cifar10 --chexpert=chexpert:path/to/xrays
+  zoo-reproduce --workdir=runs/mini_zoo --out=docs/reproduction.md
+The data, objectives, seeds and sizes are read from WORKDIR/study.json,
+which zoo-matrix writes; --dataset and --transfer override them.
+"""
+
+from absl import flags
+
+from zoo.cli import run_main
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("config", "mini_zoo", "The study's matrix config (name or .py).")
+flags.DEFINE_string("workdir", "runs/mini_zoo", "The study's zoo-matrix --workdir.")
+flags.DEFINE_string("dataset", None, "The pretraining dataset the study used.")
+flags.DEFINE_string("transfer", None, "The transfer dataset the study used.")
+flags.DEFINE_string("out", "docs/reproduction.md", "The report to write.")
+
+
+def main(argv):
+    del argv
+    from pipeline.configs import load_matrix_config
+    from pipeline.reproduction import write_report
+    from pipeline.study import apply_record
+
+    matrix = apply_record(load_matrix_config(FLAGS.config), FLAGS.workdir)
+    overrides = dict(matrix.overrides)
+    if FLAGS.dataset:
+        overrides["dataset"] = FLAGS.dataset
+    changes = {"workdir": FLAGS.workdir, "overrides": overrides}
+    if FLAGS.transfer:
+        changes["transfer"] = FLAGS.transfer
+    claims = write_report(matrix.replace(**changes), FLAGS.out)
+    for key, claim in claims.items():
+        print(f"claim ({key}): {claim['verdict']}")
+    print(f"wrote {FLAGS.out}")
+
+
+def run():
+    run_main(main)
+
+
+if __name__ == "__main__":
+    run()

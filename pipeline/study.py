@@ -1,0 +1,159 @@
+"""A study: the zoo matrix (pipeline.matrix) followed by the benchmark and
+the representation analyses of every module it exported, all resumable.
+
+Stages, each skipped when its result is already on disk:
+  1. train and export every cell (pipeline.matrix.run_matrix);
+  2. benchmark: each module through the single harness under the matrix's
+     benchmark config; rows go to WORKDIR/leaderboard.csv as each evaluator
+     finishes, and WORKDIR/benchmark/NAME.json marks the module done;
+  3. analyses: per seed, all of that seed's modules together (so CKA
+     compares each with the reference objective's module on the same
+     images); JSON and figures in WORKDIR/analysis/seedN/, scalars appended
+     to the leaderboard. A seed waits until all its modules exist.
+With --shard=I/N, stage 2 follows the training shard and stage 3 takes the
+seeds whose index % N == I.
+"""
+
+import json
+import os
+import time
+
+from benchmark import leaderboard
+from pipeline.matrix import run_matrix
+
+STUDY_FILE = "study.json"
+
+
+def run_study(matrix, strategy=None, report=print):
+    """Runs every stage of `matrix`; returns the training summary. Writes
+    WORKDIR/study.json (the data and sizes it used) for zoo-reproduce."""
+    if matrix.benchmark is not None or matrix.analysis is not None:
+        _write_json(os.path.join(matrix.workdir, STUDY_FILE), study_record(matrix))
+    summary = run_matrix(matrix, strategy, report)
+    if matrix.benchmark is not None:
+        benchmark_modules(matrix, summary, strategy, report)
+    if matrix.analysis is not None:
+        analyze_seeds(matrix, report)
+    return summary
+
+
+def study_record(matrix):
+    """Returns what a report needs to know about how `matrix` ran."""
+    return {
+        "dataset": matrix.source_dataset(),
+        "transfer": matrix.transfer,
+        "chexpert": matrix.chexpert,
+        "objectives": list(matrix.objectives),
+        "seeds": list(matrix.seeds),
+        "overrides": matrix.overrides,
+        "config": matrix.config,
+        "reference": matrix.reference,
+    }
+
+
+def apply_record(matrix, workdir):
+    """Returns `matrix` with workdir and the data its WORKDIR/study.json
+    records (unchanged when there is none)."""
+    matrix = matrix.replace(workdir=workdir)
+    path = os.path.join(workdir, STUDY_FILE)
+    if not os.path.isfile(path):
+        return matrix
+    with open(path) as f:
+        record = json.load(f)
+    return matrix.replace(
+        transfer=record["transfer"],
+        chexpert=record["chexpert"],
+        objectives=tuple(record["objectives"]),
+        seeds=tuple(record["seeds"]),
+        overrides={**record["overrides"], "dataset": record["dataset"]},
+        reference=record["reference"],
+    )
+
+
+def _write_json(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def benchmark_modules(matrix, summary, strategy=None, report=print):
+    """Scores each exported module of `summary` not yet marked done."""
+    from benchmark.harness import run_benchmark
+
+    config = matrix.benchmark(matrix)
+    board = matrix.leaderboard
+    cache = os.path.join(matrix.workdir, "feature_cache")
+    for i, cell in enumerate(summary, start=1):
+        done = os.path.join(matrix.workdir, "benchmark", f"{cell['name']}.json")
+        if cell["module"] is None or os.path.isfile(done):
+            continue
+        report(f"== [benchmark {i}/{len(summary)}] {cell['name']} ==")
+        start = time.perf_counter()
+        rows = run_benchmark(
+            config,
+            cell["module"],
+            cache_dir=cache,
+            strategy=strategy,
+            on_rows=lambda new: leaderboard.append_rows(board, new),
+            report=report,
+        )
+        _write_json(
+            done,
+            {
+                "module": cell["module"],
+                "rows": len(rows),
+                "seconds": round(time.perf_counter() - start, 1),
+                "config": config.name,
+            },
+        )
+
+
+def analyze_seeds(matrix, report=print):
+    """Runs the analyses of each seed (of this shard) whose modules all exist."""
+    from benchmark.analysis_run import run_analyses
+
+    config = matrix.analysis(matrix)
+    index, count = matrix.shard
+    for i, seed in enumerate(matrix.seeds):
+        if i % count != index:
+            continue
+        out = os.path.join(matrix.workdir, "analysis", f"seed{seed}")
+        if os.path.isfile(os.path.join(out, "done.json")):
+            continue
+        handles = seed_modules(matrix, seed)
+        missing = [h for h in handles if not os.path.isfile(f"{h}/saved_model.pb")]
+        if missing:
+            report(
+                f"[analyze] seed {seed}: waiting for {len(missing)} module(s) "
+                f"(first: {missing[0]})"
+            )
+            continue
+        report(f"== [analyze] seed {seed}: {len(handles)} modules ==")
+        start = time.perf_counter()
+        run_analyses(
+            config,
+            config.build(),
+            handles,
+            out,
+            leaderboard_path=matrix.leaderboard,
+            report=report,
+        )
+        _write_json(
+            os.path.join(out, "done.json"),
+            {"seconds": round(time.perf_counter() - start, 1), "modules": handles},
+        )
+
+
+def seed_modules(matrix, seed):
+    """Returns the module folders of one seed, the reference objective first."""
+    from zoo.configs import load_config
+
+    archs = matrix.archs or (load_config(matrix.config).arch,)
+    objectives = sorted(matrix.objectives, key=lambda o: o != matrix.reference)
+    return [
+        os.path.join(matrix.workdir, "modules", matrix.run_name(arch, o, seed))
+        for arch in archs
+        for o in objectives
+    ]

@@ -1,0 +1,212 @@
+"""Studies (pipeline/study.py, zoo-matrix with a matrix config) and the
+reproduction report (pipeline/reproduction.py): a study resumes from what is
+on disk, scores its modules through the harness and analyses them per
+seed, and the report's statistics and verdicts are checked on values whose
+outcome is known."""
+
+import json
+import math
+import shutil
+
+import pytest
+
+from benchmark import leaderboard
+from pipeline import reproduction
+from pipeline.configs import is_matrix_config, list_matrix_configs, load_matrix_config
+from zoo.objectives import list_objectives
+
+STUDY = '''"""A one-module study on digits (the tests' shared trained run)."""
+from benchmark.analyses.config import AnalysisConfig
+from benchmark.config import BenchmarkConfig, evaluation
+from pipeline.matrix import MatrixConfig
+
+
+def benchmark_config(matrix):
+    source = matrix.source_dataset()
+    return BenchmarkConfig(
+        name="tiny_study",
+        datasets=(matrix.transfer,),
+        max_per_class=30,
+        evaluations=(
+            evaluation("imagenet_ood", data=source, sets=("imagenet2012",)),
+            evaluation("linear_probe", num_l2=5),
+            evaluation("class_separation", data=source, split="train"),
+        ),
+    )
+
+
+def analysis_config(matrix):
+    return AnalysisConfig(
+        name="tiny_study", dataset=matrix.source_dataset(), split="test",
+        analyses={"cka": {"batch_size": 50}, "sparsity": {}},
+        max_per_class=20, batch_size=50,
+    )
+
+
+def get_config():
+    return MatrixConfig(
+        config="digits", objectives=("cosine_softmax",), seeds=(0,),
+        workdir="unused", transfer="digits_5to9",
+        overrides=dict(width_multiplier=0.0625, epochs=1, max_per_class=30,
+                       global_batch_size=32, holdout_fraction=0.2),
+        benchmark=benchmark_config, analysis=analysis_config,
+        reference="cosine_softmax",
+    )
+'''
+
+
+def test_the_mini_zoo_config_covers_every_objective_with_three_seeds():
+    assert "mini_zoo" in list_matrix_configs()
+    matrix = load_matrix_config("mini_zoo")
+    assert sorted(matrix.objectives) == sorted(list_objectives())
+    assert len(matrix.objectives) == 11 and matrix.seeds == (0, 1, 2)
+    assert is_matrix_config("mini_zoo") and not is_matrix_config("imagenette")
+    config = matrix.replace(
+        transfer="cifar10_folder", chexpert="chexpert:xrays"
+    ).benchmark(matrix.replace(transfer="cifar10_folder", chexpert="chexpert:xrays"))
+    names = [e.evaluator for e in config.evaluations]
+    assert names == [
+        "imagenet_ood",
+        "linear_probe",
+        "knn",
+        "fine_tune",
+        "class_separation",
+        "chexpert",
+    ]
+    without = matrix.benchmark(matrix)  # no --chexpert: no Chexpert evaluation
+    assert "chexpert" not in [e.evaluator for e in without.evaluations]
+
+
+@pytest.mark.slow
+def test_a_study_resumes_scores_analyses_and_reports(
+    tmp_path, warm, trained_run, exported_module
+):
+    config = tmp_path / "tiny_study.py"
+    config.write_text(STUDY)
+    work = tmp_path / "study"
+    name = "resnet50_cosine_softmax_seed0"
+    # The shared run and module stand in for stage 1 (the matrix skips both).
+    shutil.copytree(trained_run, work / "train" / name)
+    shutil.copytree(exported_module[0], work / "modules" / name)
+    args = [f"--config={config}", f"--workdir={work}"]
+    first = warm.run("pipeline.matrix_main", *args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert f"[matrix] {name}: already trained, skipping training" in first.stdout
+    assert f"== [benchmark 1/1] {name} ==" in first.stdout
+    assert "== [analyze] seed 0: 1 modules ==" in first.stdout
+    rows = leaderboard.read_rows(str(work / "leaderboard.csv"))
+    found = {(r["evaluation"], r["metric"]) for r in rows}
+    assert {
+        ("imagenet_ood", "top1"),
+        ("linear_probe", "accuracy"),
+        ("class_separation", "r2"),
+        ("sparsity", "nonzero_fraction"),
+    } <= found
+    assert (work / "analysis" / "seed0" / "cka.json").is_file()
+    done = json.loads((work / "benchmark" / f"{name}.json").read_text())
+    assert done["rows"] == sum(r["evaluation"] != "sparsity" for r in rows)
+
+    again = warm.run("pipeline.matrix_main", *args)  # everything is on disk
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "[benchmark" not in again.stdout and "[analyze]" not in again.stdout
+    assert leaderboard.read_rows(str(work / "leaderboard.csv")) == rows
+
+    out = tmp_path / "docs" / "reproduction.md"
+    out.parent.mkdir()
+    report = warm.run("pipeline.reproduction_main", *args, f"--out={out}")
+    assert report.returncode == 0, report.stderr[-3000:]
+    text = out.read_text()
+    assert "| cosine_softmax |" in text
+    # One objective: no claim can be judged, and the report says so.
+    assert text.count("| not measured |") == 4
+    assert (out.parent / "reproduction" / "transfer.png").is_file()
+
+    bad = warm.run("pipeline.matrix_main", "--config=digits", "--transfer=x")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "error: --transfer is read by matrix configs only (such as mini_zoo); "
+        "--config=digits is a training config"
+    ]
+
+
+def _values(table):
+    """{(objective, seed): {column: value}} from {objective: {column: [...]}}."""
+    out = {}
+    for objective, columns in table.items():
+        for column, values in columns.items():
+            for seed, value in enumerate(values):
+                out.setdefault((objective, str(seed)), {})[column] = value
+    return out
+
+
+def test_the_claims_on_values_of_known_outcome():
+    # Four objectives: the more separated, the worse the linear transfer;
+    # higher top-1 than softmax goes with higher R^2; fine-tuning nearly
+    # equalises them.
+    table = {
+        "softmax": dict(
+            top1=[0.70, 0.71, 0.69],
+            r2=[0.30, 0.31, 0.29],
+            linear=[0.80, 0.81, 0.79],
+            finetune=[0.90, 0.90, 0.91],
+        ),
+        "a": dict(
+            top1=[0.72, 0.73, 0.72],
+            r2=[0.40, 0.41, 0.40],
+            linear=[0.75, 0.74, 0.75],
+            finetune=[0.90, 0.91, 0.90],
+        ),
+        "b": dict(
+            top1=[0.74, 0.73, 0.74],
+            r2=[0.50, 0.49, 0.50],
+            linear=[0.70, 0.71, 0.70],
+            finetune=[0.89, 0.90, 0.90],
+        ),
+        "c": dict(
+            top1=[0.68, 0.67, 0.68],
+            r2=[0.20, 0.21, 0.20],
+            linear=[0.85, 0.84, 0.85],
+            finetune=[0.91, 0.90, 0.90],
+        ),
+    }
+    values = _values(table)
+    objectives = list(table)
+    a = reproduction.claim_a(values, objectives, "softmax")
+    assert a["better"] == ["a", "b"] and a["both"] == ["a", "b"]
+    assert a["verdict"] == "reproduced" and a["rho"] == pytest.approx(1.0)
+    b = reproduction.claim_b(values, objectives)
+    assert b["rho"] == pytest.approx(-1.0) and b["verdict"] == "reproduced"
+    assert b["high"] < 0
+    c = reproduction.claim_c(values, objectives)
+    assert c["ratio"] < 0.2 and c["verdict"] == "reproduced" and c["high"] < 1
+    # Reversed: transfer rises with R^2.
+    flipped = {o: dict(v, linear=v["r2"]) for o, v in table.items()}
+    b = reproduction.claim_b(_values(flipped), objectives)
+    assert b["rho"] == pytest.approx(1.0) and b["verdict"] == "not reproduced"
+
+    layers = [f"block{i}" for i in range(6)]
+    cka = {
+        s: {o: [0.95, 0.9, 0.8, 0.7, 0.5 + 0.01 * s, 0.4] for o in "abc"}
+        for s in range(3)
+    }
+    d = reproduction.claim_d(layers, cka)
+    assert d["early"] == pytest.approx(0.925)
+    assert d["late"] == pytest.approx((0.51 + 0.4) / 2, abs=0.01)
+    assert d["verdict"] == "reproduced" and d["low"] > 0
+    assert reproduction.claim_d(layers[:2], cka)["verdict"] == "not measured"
+
+
+def test_a_single_seed_gives_no_interval_and_says_so():
+    table = {
+        o: dict(r2=[r], linear=[lin], finetune=[ft])
+        for o, r, lin, ft in (
+            ("softmax", 0.3, 0.8, 0.9),
+            ("a", 0.4, 0.7, 0.9),
+            ("b", 0.5, 0.6, 0.91),
+        )
+    }
+    b = reproduction.claim_b(_values(table), list(table))
+    assert b["rho"] == pytest.approx(-1.0)
+    # One seed: nothing to resample, so no interval and no stronger verdict.
+    assert math.isnan(b["low"]) and math.isnan(b["high"])
+    assert b["verdict"] == "direction only"
