@@ -82,8 +82,10 @@ def run_configs(matrix):
     base = load_config(matrix.config)
     archs = matrix.archs or (base.arch,)
     cells = []
-    for arch, objective, seed in itertools.product(
-        archs, matrix.objectives, matrix.seeds
+    # Seed-major: a study interrupted part-way has whole seeds (every
+    # objective), which is what its per-seed analyses need.
+    for seed, arch, objective in itertools.product(
+        matrix.seeds, archs, matrix.objectives
     ):
         config = base.for_objective(objective).replace(
             arch=arch, seed=seed, **matrix.overrides
@@ -101,9 +103,10 @@ def shard_cells(cells, shard):
     return [c for i, c in enumerate(cells) if i % count == index]
 
 
-def run_matrix(matrix, strategy=None, report=print):
+def run_matrix(matrix, strategy=None, report=print, after_cell=None):
     """Trains and exports every cell; returns [{"name", "workdir", "module",
-    "holdout_top1"}] in matrix order."""
+    "holdout_top1"}] in matrix order. `after_cell(entry)` is called with
+    each cell's entry as soon as it is trained and exported."""
     index, count = matrix.shard
     all_cells = run_configs(matrix)
     cells = shard_cells(all_cells, matrix.shard)
@@ -130,6 +133,8 @@ def run_matrix(matrix, strategy=None, report=print):
                 "holdout_top1": info["holdout"].get("top1"),
             }
         )
+        if after_cell is not None:
+            after_cell(summary[-1])
     return summary
 
 

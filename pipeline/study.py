@@ -3,10 +3,12 @@ the representation analyses of every module it exported, all resumable.
 
 Stages, each skipped when its result is already on disk:
   1. train and export every cell (pipeline.matrix.run_matrix);
-  2. benchmark: each module through the single harness under the matrix's
+  2. benchmark, right after each cell's export: the module through the single
+     harness under the matrix's
      benchmark config; rows go to WORKDIR/leaderboard.csv as each evaluator
      finishes, and WORKDIR/benchmark/NAME.json marks the module done;
-  3. analyses: per seed, all of that seed's modules together (so CKA
+  3. analyses, as soon as a seed's last module is scored (runs are
+     seed-major): per seed, all of that seed's modules together (so CKA
      compares each with the reference objective's module on the same
      images); JSON and figures in WORKDIR/analysis/seedN/, scalars appended
      to the leaderboard. A seed waits until all its modules exist.
@@ -29,9 +31,14 @@ def run_study(matrix, strategy=None, report=print):
     WORKDIR/study.json (the data and sizes it used) for zoo-reproduce."""
     if matrix.benchmark is not None or matrix.analysis is not None:
         _write_json(os.path.join(matrix.workdir, STUDY_FILE), study_record(matrix))
-    summary = run_matrix(matrix, strategy, report)
-    if matrix.benchmark is not None:
-        benchmark_modules(matrix, summary, strategy, report)
+
+    def after(cell):  # score each module, analyse each seed, once they exist
+        if matrix.benchmark is not None:
+            benchmark_modules(matrix, [cell], strategy, report)
+        if matrix.analysis is not None:
+            analyze_seeds(matrix, report, quiet=True)
+
+    summary = run_matrix(matrix, strategy, report, after_cell=after)
     if matrix.analysis is not None:
         analyze_seeds(matrix, report)
     return summary
@@ -85,11 +92,11 @@ def benchmark_modules(matrix, summary, strategy=None, report=print):
     config = matrix.benchmark(matrix)
     board = matrix.leaderboard
     cache = os.path.join(matrix.workdir, "feature_cache")
-    for i, cell in enumerate(summary, start=1):
+    for cell in summary:
         done = os.path.join(matrix.workdir, "benchmark", f"{cell['name']}.json")
         if cell["module"] is None or os.path.isfile(done):
             continue
-        report(f"== [benchmark {i}/{len(summary)}] {cell['name']} ==")
+        report(f"== [benchmark] {cell['name']} ==")
         start = time.perf_counter()
         rows = run_benchmark(
             config,
@@ -110,8 +117,9 @@ def benchmark_modules(matrix, summary, strategy=None, report=print):
         )
 
 
-def analyze_seeds(matrix, report=print):
-    """Runs the analyses of each seed (of this shard) whose modules all exist."""
+def analyze_seeds(matrix, report=print, quiet=False):
+    """Runs the analyses of each seed (of this shard) whose modules all exist;
+    `quiet`: say nothing about seeds still waiting for modules."""
     from benchmark.analysis_run import run_analyses
 
     config = matrix.analysis(matrix)
@@ -125,6 +133,8 @@ def analyze_seeds(matrix, report=print):
         handles = seed_modules(matrix, seed)
         missing = [h for h in handles if not os.path.isfile(f"{h}/saved_model.pb")]
         if missing:
+            if quiet:
+                continue
             report(
                 f"[analyze] seed {seed}: waiting for {len(missing)} module(s) "
                 f"(first: {missing[0]})"
