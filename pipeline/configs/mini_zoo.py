@@ -58,8 +58,7 @@ def benchmark_config(matrix):
                 weight_decays=(0.0,),
                 steps=150,
                 batch_size=64,
-                max_per_class=100,
-                cache_images=True,
+                cache_images=True,  # the linear probe's 2,000 train images
             ),
             evaluation(
                 "class_separation", data=source, split="train", max_per_class=200
