@@ -28,7 +28,9 @@ flags.DEFINE_string(
     "workdir", "runs/matrix", "Root of runs and modules (a matrix config sets its own)."
 )
 flags.DEFINE_integer("epochs", None, "Override: epochs of every run.")
-flags.DEFINE_integer("max_per_class", None, "Override: images per class cap.")
+flags.DEFINE_integer(
+    "max_per_class", None, "Override: images per class cap (0: every image)."
+)
 flags.DEFINE_string("dataset", None, "Override: training dataset spec.")
 flags.DEFINE_integer("image_size", None, "Override: resolution of every run.")
 flags.DEFINE_float("width_multiplier", None, "Override: network width of every run.")
