@@ -437,6 +437,25 @@ def write_report(matrix, out):
     return claims
 
 
+def _sizes(matrix):
+    """Returns the study's overrides for display; datasets by their short name
+    (a report is published, the local paths of its data are not)."""
+    from benchmark.views import short_dataset
+
+    shown = []
+    for key, value in sorted(matrix.overrides.items()):
+        if key == "dataset":
+            value = short_dataset(f"imagefolder:{value}" if "/" in value else value)
+        shown.append(f"{key}={value}")
+    return ", ".join(shown)
+
+
+def _interval_text(claim, interval):
+    if "low" not in claim or math.isnan(claim["low"]):
+        return "none (one seed)"
+    return interval()
+
+
 def _fmt(x, digits=3):
     return "nan" if x is None or math.isnan(x) else f"{x:+.{digits}f}"
 
@@ -452,10 +471,9 @@ def _markdown(matrix, values, objectives, claims, figures, out):
         "`zoo-matrix --config=mini_zoo` (pipeline/configs/mini_zoo.py gives "
         "the full command and the sizes). Regenerate both with those commands.",
         "",
-        f"{n_modules} modules: {len(objectives)} objectives x "
-        f"{len(matrix.seeds)} seeds; {matrix.config} training config with "
-        + ", ".join(f"{k}={v}" for k, v in sorted(matrix.overrides.items()))
-        + ".",
+        f"{n_modules} of {len(objectives) * len(matrix.seeds)} modules measured "
+        f"({len(objectives)} objectives x {len(matrix.seeds)} seeds); "
+        f"{matrix.config} training config with " + _sizes(matrix) + ".",
         f"Device: {device or 'unknown'}. Time: training {train / 60:.0f} min "
         f"(epochs only), benchmark {bench / 60:.0f} min, analyses "
         f"{analysis / 60:.0f} min.",
@@ -528,7 +546,7 @@ def _markdown(matrix, values, objectives, claims, figures, out):
         measured = needs in claim
         lines.append(
             f"| {title} | {statistic() if measured else '–'} | "
-            f"{interval() if measured and 'low' in claim else '–'} | "
+            f"{_interval_text(claim, interval) if measured else '–'} | "
             f"{claim['verdict']} |"
         )
     lines += [
@@ -575,13 +593,15 @@ def _reading(claims, matrix):
         f"{len(held)} of the 4 claims reproduced with 95% intervals excluding "
         f"the null ({', '.join(f'({k})' for k in held) or 'none'}). The study "
         "is the paper's design at a tiny fraction of its compute: "
-        + ", ".join(f"{k}={v}" for k, v in sorted(matrix.overrides.items()))
+        + _sizes(matrix)
         + f", {len(matrix.seeds)} seeds. What did not reproduce:",
         "",
     ]
     for key, claim in claims.items():
         if claim["verdict"] != "reproduced":
-            lines.append(f"- ({key}) {claim['verdict']}: likely {CAVEATS[key]}.")
+            lines.append(
+                f"- ({key}) {claim['verdict']}. A likely reason: {CAVEATS[key]}."
+            )
     if len(held) == 4:
         lines.append("- nothing: every claim holds at this scale.")
     lines += [
