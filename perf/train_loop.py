@@ -6,9 +6,9 @@ Same model (the config's ResNet-50), same input pipeline
 schedule) and the same machine. The first epoch of each (tracing, pipeline
 warm-up) is excluded; images/s is over the remaining epochs together (their
 images over their summed seconds; a digits epoch lasts under a second, too
-short to time alone), training steps only. The baseline compiles the same architecture with
-softmax cross-entropy and runs `fit` with steps_per_execution equal to the
-epoch length (allowed on one device).
+short to time alone), training steps only. The baseline compiles the same
+architecture with softmax cross-entropy and runs `fit` with
+steps_per_execution equal to the epoch length (allowed on one device).
 
 Modes:
   holdout     both evaluate the holdout after every epoch (the trainer's
