@@ -511,10 +511,7 @@ def _markdown(matrix, values, objectives, claims, figures, out):
             "(a) higher source accuracy than softmax goes with higher R²",
             a,
             "note",
-            lambda: (
-                f"{a['note']}; {len(a['both'])} of them also above in R²; "
-                f"Spearman ρ(Δtop-1, ΔR²) {_fmt(a['rho'])}"
-            ),
+            lambda: f"{a['note']}; Spearman ρ(Δtop-1, ΔR²) {_fmt(a['rho'])}",
             lambda: f"ρ in [{_fmt(a['low'])}, {_fmt(a['high'])}]",
         ),
         (
