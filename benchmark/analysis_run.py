@@ -111,17 +111,16 @@ def write_outputs(results, out, cka_heatmap, layer_curves):
     written = []
     for name, result in results.items():
         path = os.path.join(out, f"{name}.json")
-        _write_json(path, result.data)
+        write_json(path, result.data)
         written.append(path)
     if "cka" in results:
         data = results["cka"].data
-        for pair in data["pairs"]:
-            if pair["a"] < pair["b"] or len(data["pairs"]) == 1:
-                path = os.path.join(out, f"cka_{pair['a']}__{pair['b']}.png")
-                cka_heatmap(pair, path)
-                written.append(path)
+        for pair in heatmap_pairs(data["pairs"]):
+            path = os.path.join(out, f"cka_{pair['a']}__{pair['b']}.png")
+            cka_heatmap(pair, path)
+            written.append(path)
         path = os.path.join(out, "summary.json")
-        _write_json(path, {"same_layer_cka_mean": data["summary"]})
+        write_json(path, {"same_layer_cka_mean": data["summary"]})
         written.append(path)
     curves = {
         "class_separation": ("class separation R^2", lambda v: v),
@@ -141,7 +140,15 @@ def write_outputs(results, out, cka_heatmap, layer_curves):
     return written
 
 
-def _write_json(path, data):
+def heatmap_pairs(pairs):
+    """Returns the CKA pairs drawn as heatmaps: each pair of distinct modules
+    once (a < b), or the single pair of a one-module analysis."""
+    return [p for p in pairs if p["a"] < p["b"] or len(pairs) == 1]
+
+
+def write_json(path, data):
+    """Writes `data` as JSON to `path` atomically, creating its folder."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w") as f:
         json.dump(data, f, indent=1, sort_keys=True)

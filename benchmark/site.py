@@ -36,6 +36,7 @@ import shutil
 import tempfile
 
 from benchmark import leaderboard, seeds, views
+from benchmark.analysis_run import heatmap_pairs
 from zoo.files import swap_in_folder
 
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "site_assets")
@@ -219,9 +220,7 @@ def cka_heatmaps(folders):
         try:
             with open(path) as f:
                 data = json.load(f)
-            pairs = data["pairs"]
-            pairs = [p for p in pairs if p["a"] < p["b"] or len(pairs) == 1]
-            for pair in pairs:
+            for pair in heatmap_pairs(data["pairs"]):
                 maps.append(
                     {
                         "folder": os.path.basename(os.path.normpath(folder)),

@@ -21,6 +21,7 @@ import os
 import time
 
 from benchmark import leaderboard
+from benchmark.analysis_run import write_json
 from pipeline.matrix import run_matrix
 
 STUDY_FILE = "study.json"
@@ -30,7 +31,7 @@ def run_study(matrix, strategy=None, report=print):
     """Runs every stage of `matrix`; returns the training summary. Writes
     WORKDIR/study.json (the data and sizes it used) for zoo-reproduce."""
     if matrix.benchmark is not None or matrix.analysis is not None:
-        _write_json(os.path.join(matrix.workdir, STUDY_FILE), study_record(matrix))
+        write_json(os.path.join(matrix.workdir, STUDY_FILE), study_record(matrix))
 
     def after(cell):  # score each module, analyse each seed, once they exist
         if matrix.benchmark is not None:
@@ -77,14 +78,6 @@ def apply_record(matrix, workdir):
     )
 
 
-def _write_json(path, data):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
-
-
 def benchmark_modules(matrix, summary, strategy=None, report=print):
     """Scores each exported module of `summary` not yet marked done."""
     from benchmark.harness import run_benchmark
@@ -106,7 +99,7 @@ def benchmark_modules(matrix, summary, strategy=None, report=print):
             on_rows=lambda new: leaderboard.append_rows(board, new),
             report=report,
         )
-        _write_json(
+        write_json(
             done,
             {
                 "module": cell["module"],
@@ -150,7 +143,7 @@ def analyze_seeds(matrix, report=print, quiet=False):
             leaderboard_path=matrix.leaderboard,
             report=report,
         )
-        _write_json(
+        write_json(
             os.path.join(out, "done.json"),
             {"seconds": round(time.perf_counter() - start, 1), "modules": handles},
         )
