@@ -71,3 +71,101 @@ def test_unknown_architecture_is_a_one_line_error():
     with pytest.raises(RegistryError, match="unknown architecture 'resnet51'"):
         create_backbone("resnet51")
     assert "resnet50" in list_architectures()
+
+
+def _bn_pair(scale, dtype="float32"):
+    """Two zoo BatchNormalization layers with the same non-trivial weights,
+    the second training through the fused kernel."""
+    from zoo.models.layers import BatchNormalization
+
+    layers = [
+        BatchNormalization(momentum=0.9, epsilon=1e-3, scale=scale, dtype=dtype)
+        for _ in range(2)
+    ]
+    for layer in layers:
+        layer.build((8, 5, 5, 6))
+        for i, v in enumerate(layer.weights):
+            v.assign(0.3 + 0.1 * i + 0.05 * np.arange(6, dtype="float32"))
+    layers[1].fused = True
+    return layers
+
+
+@pytest.mark.parametrize("scale", [True, False])
+def test_fused_batch_norm_equals_keras_batch_norm(scale):
+    import tensorflow as tf
+
+    x = tf.constant(np.random.RandomState(0).normal(1.0, 3.0, (8, 5, 5, 6)), tf.float32)
+    weights = tf.range(6, dtype=tf.float32)
+    results = []
+    for layer in _bn_pair(scale):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(y * y * weights)
+        grads = tape.gradient(loss, [x, *layer.trainable_weights])
+        results.append([y, *grads, layer.moving_mean, layer.moving_variance])
+    keras_path, fused = results
+    # Forward, the input and parameter gradients, and the moving statistics
+    # (updated from the biased batch variance, as Keras's layer does).
+    for a, b in zip(keras_path, fused):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=2e-5, atol=2e-5)
+    # The moving statistics moved: the comparison above is not of initial values.
+    assert not np.allclose(np.asarray(fused[-1]), 0.3 + 0.1 * (3 if scale else 2))
+
+
+def test_fused_batch_norm_in_mixed_precision_and_inference():
+    import tensorflow as tf
+
+    x = tf.constant(np.random.RandomState(1).normal(0.0, 2.0, (8, 5, 5, 6)), tf.float16)
+    a, b = _bn_pair(True, dtype="mixed_float16")
+    ya, yb = a(x, training=True), b(x, training=True)
+    assert yb.dtype == tf.float16 and b.moving_mean.dtype == "float32"
+    np.testing.assert_allclose(
+        np.asarray(yb, "float32"), np.asarray(ya, "float32"), atol=5e-3
+    )
+    np.testing.assert_allclose(b.moving_variance, a.moving_variance, rtol=1e-3)
+    # Inference uses the moving statistics through Keras's path: identical.
+    np.testing.assert_array_equal(a(x, training=False), b(x, training=False))
+
+
+def test_a_fused_training_step_equals_the_keras_one():
+    """One SGD step of a whole ResNet-50 (x1/8) from the same initial weights:
+    the fused kernel changes no weight beyond float rounding."""
+    import tensorflow as tf
+
+    from zoo.models.layers import use_fused_batch_norm
+
+    images = np.random.RandomState(2).uniform(size=(4, 32, 32, 3)).astype("float32")
+    labels = np.array([0, 1, 2, 1])
+    after = []
+    for fused in (False, True):
+        keras.utils.set_random_seed(0)
+        model = create_classifier(
+            "resnet50", create_objective("softmax"), 3, width_multiplier=0.125
+        )
+        assert use_fused_batch_norm(model, fused) == 53  # every BN of ResNet-50
+        with tf.GradientTape() as tape:
+            logits = model(images, training=True)["logits"]
+            loss = tf.reduce_mean(
+                keras.losses.sparse_categorical_crossentropy(labels, logits, True)
+            )
+        grads = tape.gradient(loss, model.trainable_variables)
+        for g, v in zip(grads, model.trainable_variables):
+            v.assign_sub(0.1 * g)
+        after.append([np.asarray(v) for v in model.variables])
+    for a, b in zip(*after):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_the_fused_flag_is_not_saved(tmp_path):
+    from zoo.models.layers import BatchNormalization, use_fused_batch_norm
+
+    model = create_classifier(
+        "resnet50", create_objective("softmax"), 3, width_multiplier=0.125
+    )
+    use_fused_batch_norm(model)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path)
+    bns = [x for x in reloaded.layers if isinstance(x, BatchNormalization)]
+    assert len(bns) == 53 and not any(bn.fused for bn in bns)

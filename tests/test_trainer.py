@@ -23,6 +23,7 @@ from zoo.distribute import StrategyError, create_strategy
 from zoo.ema import ExponentialMovingAverage
 from zoo.input_pipeline import _is_holdout, split_train_holdout
 from zoo.models import create_classifier
+from zoo.models.layers import BatchNormalization
 from zoo.objectives import create_objective
 from zoo.trainer import (
     TrainError,
@@ -348,15 +349,24 @@ def test_a_corrupt_checkpoint_is_a_one_line_error(two_epoch_run, tmp_path):
         {"precision": "mixed_bfloat16"},
         {"precision": "mixed_float16"},
         {"jit_compile": True},
+        {"fused_batch_norm": False},
     ],
-    ids=["bfloat16", "float16_loss_scaling", "xla"],
+    ids=["bfloat16", "float16_loss_scaling", "xla", "keras_batch_norm"],
 )
 def test_mixed_precision_and_xla_train(tmp_path, changes):
+    """Each precision, XLA, and either batch-norm kernel train (the fused
+    kernel, the default, with the other three)."""
     result = train_and_evaluate(
         tiny_config(epochs=1, **changes), str(tmp_path / "run"), report=QUIET
     )
     assert result.info["precision"] == changes.get("precision", "float32")
     assert result.info["jit_compile"] == changes.get("jit_compile", False)
+    fused = [
+        layer.fused
+        for layer in result.model._flatten_layers()
+        if isinstance(layer, BatchNormalization)
+    ]
+    assert len(fused) == 53 and set(fused) == {changes.get("fused_batch_norm", True)}
     assert all(math.isfinite(x) for x in result.step_losses)
     assert result.step_losses[-1] < result.step_losses[0]
 

@@ -43,6 +43,8 @@ class TrainConfig:
         float32 on CPU), "float32", "mixed_float16" or "mixed_bfloat16".
       jit_compile: XLA-compile the training step; None means on GPU only
         (TPUStrategy always compiles).
+      fused_batch_norm: train batch norm through TensorFlow's fused kernel
+        (zoo.models.layers.BatchNormalization; same results, faster).
       steps_per_call: training steps run per compiled call (host round trip).
       eval_batch_size: global batch of the holdout evaluation.
       deterministic: deterministic ops and input (reruns and resumed runs give
@@ -85,6 +87,7 @@ class TrainConfig:
     ema_warmup: bool = True
     precision: str = "auto"
     jit_compile: bool | None = None
+    fused_batch_norm: bool = True
     steps_per_call: int = 100
     eval_batch_size: int = 256
     deterministic: bool = False
@@ -142,6 +145,7 @@ RESUMABLE_CHANGES = frozenset(
         "keep_checkpoints",
         "early_stopping_patience",
         "jit_compile",
+        "fused_batch_norm",
         "objective_overrides",
     }
 )

@@ -48,6 +48,9 @@ flags.DEFINE_integer(
 flags.DEFINE_bool("deterministic", None, "Override: deterministic ops and input.")
 flags.DEFINE_bool("sync_bn", None, "Override: batch-norm statistics over replicas.")
 flags.DEFINE_bool("jit_compile", None, "Override: XLA-compile the step.")
+flags.DEFINE_bool(
+    "fused_batch_norm", None, "Override: train batch norm with the fused kernel."
+)
 flags.DEFINE_string(
     "strategy",
     "default",
@@ -75,6 +78,7 @@ OVERRIDES = (
     "deterministic",
     "sync_bn",
     "jit_compile",
+    "fused_batch_norm",
 )
 
 

@@ -7,7 +7,9 @@ the summed gradient (and the reported loss and metrics) do not depend on the
 replica count. Weight decay (L2, 0.5 * weight_decay * sum of squared conv
 and dense kernels) is added as its gradient rather than differentiated
 through the tape, and the SGD update is one fused kernel per variable
-(zoo/optimizers.py); the math is the paper's, with far fewer ops per step.
+(zoo/optimizers.py); batch norm trains through TensorFlow's fused kernel
+(zoo.models.layers.BatchNormalization, `fused_batch_norm`). The math is the
+paper's, with far fewer ops per step.
 Many steps run per compiled call (`steps_per_call`), which is what Keras
 `fit(steps_per_execution > 1)` cannot do under multi-replica
 MirroredStrategy in this Keras version.
@@ -40,6 +42,7 @@ from zoo.config import TrainConfig
 from zoo.data import load_dataset
 from zoo.ema import ExponentialMovingAverage
 from zoo.models import ARCHITECTURES, create_classifier
+from zoo.models.layers import use_fused_batch_norm
 from zoo.objectives import create_objective
 from zoo.optimizers import FusedSGD
 from zoo.provenance import code_version, device_description
@@ -274,6 +277,8 @@ class _Run:
             self.model = build_model(
                 config, self.objective, self.dataset.num_classes, self.precision
             )
+            # Before the steps are traced: the kernel is chosen at tracing.
+            use_fused_batch_norm(self.model, config.fused_batch_norm)
             self.schedule = WarmupExponentialDecay(
                 peak=config.base_learning_rate * config.global_batch_size / 256,
                 warmup_steps=int(config.warmup_epochs * self.steps_per_epoch),

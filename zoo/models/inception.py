@@ -23,7 +23,7 @@ fully convolutional network that accepts any side of at least 75 px.
 import keras
 
 from zoo.models import ARCHITECTURES
-from zoo.models.layers import ImageNormalization
+from zoo.models.layers import BatchNormalization, ImageNormalization
 
 DEFAULT_IMAGE_SIZE = 299
 MIN_IMAGE_SIZE = 75
@@ -53,7 +53,7 @@ class _Builder:
             ),
             name=name + "_conv",
         )(x)
-        x = keras.layers.BatchNormalization(
+        x = BatchNormalization(
             momentum=0.9,
             epsilon=1e-3,
             scale=False,

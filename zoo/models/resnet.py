@@ -11,7 +11,7 @@ count, so `width_multiplier=0.125` is the same 50-layer graph with 256-d feature
 import keras
 
 from zoo.models import ARCHITECTURES
-from zoo.models.layers import ImageNormalization
+from zoo.models.layers import BatchNormalization, ImageNormalization
 
 STAGES = ((64, 3), (128, 4), (256, 6), (512, 3))  # (bottleneck width, units)
 EXPANSION = 4
@@ -42,7 +42,7 @@ def _conv(x, filters, kernel_size, strides, name):
 
 
 def _bn(x, name, zero_gamma=False, sync_bn=False):
-    return keras.layers.BatchNormalization(
+    return BatchNormalization(
         momentum=0.9,
         epsilon=1e-5,
         gamma_initializer="zeros" if zero_gamma else "ones",
