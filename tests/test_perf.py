@@ -1,0 +1,31 @@
+"""perf/train_loop.py runs end to end on a tiny digits run and prints the
+lines its docstring promises (throughputs and ratios; no timing is asserted:
+speed targets are read from the script's output, not from tests)."""
+
+import re
+
+import pytest
+
+
+@pytest.mark.slow
+def test_train_loop_benchmark_prints_both_loops_and_the_ablation(warm):
+    code = (
+        "import runpy, sys; runpy.run_path('perf/train_loop.py', run_name='__main__')"
+    )
+    done = warm.run_code(
+        code,
+        "--epochs=2",
+        "--rounds=1",
+        "--max_per_class=30",
+        "--modes=no_holdout",
+        "--ablation",
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    fit = re.search(r"\[no_holdout\] keras Model.fit :\s+([\d.]+) images/s", out)
+    ours = re.search(r"\[no_holdout\] zoo custom loop :\s+([\d.]+) images/s", out)
+    plain = re.search(r"zoo loop, Keras batch norm:\s+([\d.]+) images/s", out)
+    assert fit and ours and plain, out
+    assert min(float(m.group(1)) for m in (fit, ours, plain)) > 0
+    assert re.search(r"ratios ours / fit: no_holdout \d+\.\d\d \(target >= 1\.1\)", out)
