@@ -554,7 +554,11 @@ def _markdown(matrix, values, objectives, claims, figures, out):
         "Intervals: percentile bootstrap (2,000 resamples) over seeds, each "
         "objective's seeds drawn with replacement. Verdicts: *reproduced* when the "
         "statistic has the paper's sign and its interval excludes the null; "
-        "*direction only* when only the sign agrees; *not reproduced* otherwise.",
+        "*direction only* when only the sign agrees; *not reproduced* otherwise. "
+        "Claim (a) is a statement about every objective, so its verdict is by "
+        "count: *reproduced* when every objective above softmax in top-1 is also "
+        "above it in R², *direction only* when most are, *not reproduced* "
+        "otherwise; its ρ and interval say how closely the two gains go together.",
         "",
     ]
     if "d_acc" in a:
@@ -603,7 +607,14 @@ def _reading(claims, matrix, values, objectives):
         lines.append(
             f"- (a) {a['note']}"
             + (f"; the exceptions: {', '.join(missed)}" if missed else "")
-            + "."
+            + f". Across all objectives the two gains are ranked alike "
+            f"(ρ {_fmt(a['rho'])}"
+            + (
+                ""
+                if math.isnan(a["low"])
+                else f", interval {_fmt(a['low'])} to {_fmt(a['high'])}"
+            )
+            + ")."
         )
     if "rho" in b:
         r2 = [_mean(v) for v in by_objective(values, objectives, "r2").values() if v]
