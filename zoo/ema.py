@@ -64,16 +64,13 @@ class ExponentialMovingAverage(tf.Module):
         """
         decay = ema_decay(self.decay, self.num_updates, self.warmup)
         if tf.distribute.get_strategy().num_replicas_in_sync == 1:
-            rates = {}
+            rate = 1.0 - decay
             for shadow, source in zip(self.shadows, self._sources):
                 dtype = shadow.dtype
-                if dtype not in rates:
-                    rates[dtype] = tf.cast(1.0 - decay, dtype)
-                current = shadow.value()
                 tf.raw_ops.ResourceApplyGradientDescent(
                     var=shadow.handle,
-                    alpha=rates[dtype],
-                    delta=current - tf.cast(source, dtype),
+                    alpha=tf.cast(rate, dtype),
+                    delta=shadow.value() - tf.cast(source, dtype),
                     use_locking=False,
                 )
         else:
