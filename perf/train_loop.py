@@ -27,9 +27,11 @@ same update rule as Keras's in one fused kernel per variable
 weights every step, which the baseline does not. `--ablation` adds a third
 measurement, the custom loop with fused_batch_norm off, so the share of
 the speed-up that is the batch-norm kernel and the share that is the loop
-are both printed. The variants are measured alternately (--rounds times
-per mode) and the medians compared, so that drift of a shared machine hits
-them alike.
+are both printed; `--xla` adds the custom loop with jit_compile on (XLA is
+off by default on CPU for both: its CPU convolutions are slower than
+oneDNN's on all but the smallest models). The variants are measured
+alternately (--rounds times per mode) and the medians compared, so that
+drift of a shared machine hits them alike.
 
 Measured figures are in docs/training.md.
 
@@ -37,6 +39,9 @@ Command:
   .venv/bin/python perf/train_loop.py            # digits config, 20 epochs, 5 rounds
   .venv/bin/python perf/train_loop.py --config=imagenette --epochs=4 \\
       --dataset=path/to/imagenette --max_per_class=100 --ablation
+  .venv/bin/python perf/train_loop.py --config=imagenette --epochs=4 \\
+      --dataset=path/to/imagenette --max_per_class=300 --image_size=32 \\
+      --width_multiplier=0.25 --rounds=3     # the mini-zoo's training runs
 Prints the throughputs and the ratio ours / fit per mode (target: >= 1.1).
 """
 
@@ -135,6 +140,10 @@ def main():
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--max_per_class", type=int, default=None)
     parser.add_argument("--dataset", default=None, help="overrides the config's")
+    parser.add_argument("--image_size", type=int, default=None, help="overrides")
+    parser.add_argument(
+        "--width_multiplier", type=float, default=None, help="overrides"
+    )
     parser.add_argument(
         "--rounds", type=int, default=5, help="alternating fit/ours measurements"
     )
@@ -146,12 +155,19 @@ def main():
         action="store_true",
         help="also measure the custom loop with fused_batch_norm off",
     )
+    parser.add_argument(
+        "--xla",
+        action="store_true",
+        help="also measure the custom loop with jit_compile on (off by default "
+        "on CPU; fit's default on CPU is off too)",
+    )
     args = parser.parse_args()
     base = load_config(args.config).replace(
         objective="softmax", epochs=args.epochs, max_per_class=args.max_per_class
     )
-    if args.dataset:
-        base = base.replace(dataset=args.dataset)
+    for field in ("dataset", "image_size", "width_multiplier"):
+        if getattr(args, field) is not None:
+            base = base.replace(**{field: getattr(args, field)})
     print(
         f"device: {tf.config.list_logical_devices()[0].device_type}, "
         f"config {args.config}, {base.arch} x{base.width_multiplier} "
@@ -164,7 +180,7 @@ def main():
         validate = mode == "holdout"
         config = base if validate else base.replace(holdout_fraction=0.0)
         # Alternate the variants so that drift of a shared machine hits all alike.
-        fits, mines, plains = [], [], []
+        fits, mines, plains, xlas = [], [], [], []
         for round_ in range(1, args.rounds + 1):
             fits.append(keras_fit(config, validate))
             mines.append(ours(config))
@@ -175,6 +191,9 @@ def main():
             if args.ablation:
                 plains.append(ours(config.replace(fused_batch_norm=False)))
                 line += f"; ours with Keras batch norm {plains[-1]:8.1f} images/s"
+            if args.xla:
+                xlas.append(ours(config.replace(jit_compile=True)))
+                line += f"; ours with XLA {xlas[-1]:8.1f} images/s"
             print(line, flush=True)
         baseline, mine = statistics.median(fits), statistics.median(mines)
         ratios[mode] = mine / baseline
@@ -186,6 +205,12 @@ def main():
                 f"[{mode}] zoo loop, Keras batch norm: {plain:8.1f} images/s (median), "
                 f"ratio to fit {plain / baseline:.2f}: the loop alone; the fused "
                 f"kernel adds x{mine / plain:.2f}"
+            )
+        if args.xla:
+            xla = statistics.median(xlas)
+            print(
+                f"[{mode}] zoo loop with XLA: {xla:8.1f} images/s (median), ratio "
+                f"to fit {xla / baseline:.2f} (not the CPU default)"
             )
         print(f"[{mode}] ratio ours / fit: {ratios[mode]:.2f}", flush=True)
     print(

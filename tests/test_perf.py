@@ -8,7 +8,7 @@ import pytest
 
 
 @pytest.mark.slow
-def test_train_loop_benchmark_prints_both_loops_and_the_ablation(warm):
+def test_train_loop_benchmark_prints_both_loops_ablation_and_xla(warm):
     code = (
         "import runpy, sys; runpy.run_path('perf/train_loop.py', run_name='__main__')"
     )
@@ -18,7 +18,9 @@ def test_train_loop_benchmark_prints_both_loops_and_the_ablation(warm):
         "--rounds=1",
         "--max_per_class=30",
         "--modes=no_holdout",
+        "--width_multiplier=0.0625",
         "--ablation",
+        "--xla",
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-2000:]
@@ -26,6 +28,8 @@ def test_train_loop_benchmark_prints_both_loops_and_the_ablation(warm):
     fit = re.search(r"\[no_holdout\] keras Model.fit :\s+([\d.]+) images/s", out)
     ours = re.search(r"\[no_holdout\] zoo custom loop :\s+([\d.]+) images/s", out)
     plain = re.search(r"zoo loop, Keras batch norm:\s+([\d.]+) images/s", out)
-    assert fit and ours and plain, out
-    assert min(float(m.group(1)) for m in (fit, ours, plain)) > 0
+    xla = re.search(r"zoo loop with XLA:\s+([\d.]+) images/s", out)
+    assert fit and ours and plain and xla, out
+    assert min(float(m.group(1)) for m in (fit, ours, plain, xla)) > 0
+    assert "x0.0625" in out  # the override reached the config
     assert re.search(r"ratios ours / fit: no_holdout \d+\.\d\d \(target >= 1\.1\)", out)
