@@ -55,28 +55,11 @@ class ExponentialMovingAverage(tf.Module):
         )
 
     def update(self):
-        """Moves every shadow towards its variable; returns the decay used.
-
-        On one replica each shadow moves in one kernel,
-        s <- s - (1 - d) (s - v) (ResourceApplyGradientDescent), four ops per
-        variable instead of six; under a multi-replica strategy the shadows
-        are assigned, so that the first replica's value reaches all.
-        """
+        """Moves every shadow towards its variable; returns the decay used."""
         decay = ema_decay(self.decay, self.num_updates, self.warmup)
-        if tf.distribute.get_strategy().num_replicas_in_sync == 1:
-            rate = 1.0 - decay
-            for shadow, source in zip(self.shadows, self._sources):
-                dtype = shadow.dtype
-                tf.raw_ops.ResourceApplyGradientDescent(
-                    var=shadow.handle,
-                    alpha=tf.cast(rate, dtype),
-                    delta=shadow.value() - tf.cast(source, dtype),
-                    use_locking=False,
-                )
-        else:
-            for shadow, source in zip(self.shadows, self._sources):
-                value = tf.cast(source, shadow.dtype)
-                shadow.assign(decay * shadow + (1.0 - decay) * value)
+        for shadow, source in zip(self.shadows, self._sources):
+            value = tf.cast(source, shadow.dtype)
+            shadow.assign(decay * shadow + (1.0 - decay) * value)
         self.num_updates.assign_add(1)
         return decay
 
