@@ -21,17 +21,19 @@ Same model means the same architecture, variables and math; the two
 differ in how a step runs. The custom loop trains batch norm through
 TensorFlow's fused kernel (zoo.models.layers.BatchNormalization, config
 field fused_batch_norm), where `fit` runs Keras's composite BatchNormalization
-ops (results agree to float rounding: tests/test_models.py); its SGD is the
-same update rule as Keras's in one fused kernel per variable
+ops, and runs 1x1 convolutions as one MatMul over batch and space
+(zoo.models.layers.Conv2D, matmul_pointwise_conv), where `fit` runs oneDNN's
+convolution kernels (results agree to float rounding: tests/test_models.py);
+its SGD is the same update rule as Keras's in one fused kernel per variable
 (zoo/optimizers.py). It also adds weight decay and updates the EMA of the
-weights every step, which the baseline does not. `--ablation` adds a third
-measurement, the custom loop with fused_batch_norm off, so the share of
-the speed-up that is the batch-norm kernel and the share that is the loop
-are both printed; `--xla` adds the custom loop with jit_compile on (XLA is
-off by default on CPU for both: its CPU convolutions are slower than
-oneDNN's on all but the smallest models). The variants are measured
-alternately (--rounds times per mode) and the medians compared, so that
-drift of a shared machine hits them alike.
+weights every step, which the baseline does not. `--ablation` adds two
+measurements, the custom loop with both kernel choices off (Keras's layers,
+as `fit` runs them: the loop alone) and with only matmul_pointwise_conv off,
+so the share of the loop and of each kernel are printed; `--xla` adds the
+custom loop with jit_compile on (XLA is off by default on CPU for both: its
+CPU convolutions are slower than oneDNN's on all but the smallest models).
+The variants are measured alternately (--rounds times per mode) and the
+medians compared, so that drift of a shared machine hits them alike.
 
 Measured figures are in docs/training.md.
 
@@ -153,7 +155,8 @@ def main():
     parser.add_argument(
         "--ablation",
         action="store_true",
-        help="also measure the custom loop with fused_batch_norm off",
+        help="also measure the custom loop with Keras's layers (fused_batch_norm "
+        "and matmul_pointwise_conv off) and with matmul_pointwise_conv off",
     )
     parser.add_argument(
         "--xla",
@@ -180,7 +183,7 @@ def main():
         validate = mode == "holdout"
         config = base if validate else base.replace(holdout_fraction=0.0)
         # Alternate the variants so that drift of a shared machine hits all alike.
-        fits, mines, plains, xlas = [], [], [], []
+        fits, mines, plains, convs, xlas = [], [], [], [], []
         for round_ in range(1, args.rounds + 1):
             fits.append(keras_fit(config, validate))
             mines.append(ours(config))
@@ -189,8 +192,18 @@ def main():
                 f"{mines[-1]:8.1f} images/s, ratio {mines[-1] / fits[-1]:.2f}"
             )
             if args.ablation:
-                plains.append(ours(config.replace(fused_batch_norm=False)))
-                line += f"; ours with Keras batch norm {plains[-1]:8.1f} images/s"
+                plains.append(
+                    ours(
+                        config.replace(
+                            fused_batch_norm=False, matmul_pointwise_conv=False
+                        )
+                    )
+                )
+                convs.append(ours(config.replace(matmul_pointwise_conv=False)))
+                line += (
+                    f"; ours with Keras's layers {plains[-1]:8.1f}, with Keras's "
+                    f"conv {convs[-1]:8.1f} images/s"
+                )
             if args.xla:
                 xlas.append(ours(config.replace(jit_compile=True)))
                 line += f"; ours with XLA {xlas[-1]:8.1f} images/s"
@@ -200,11 +213,15 @@ def main():
         print(f"[{mode}] keras Model.fit : {baseline:8.1f} images/s (median)")
         print(f"[{mode}] zoo custom loop : {mine:8.1f} images/s (median)")
         if args.ablation:
-            plain = statistics.median(plains)
+            plain, conv = statistics.median(plains), statistics.median(convs)
             print(
-                f"[{mode}] zoo loop, Keras batch norm: {plain:8.1f} images/s (median), "
-                f"ratio to fit {plain / baseline:.2f}: the loop alone; the fused "
-                f"kernel adds x{mine / plain:.2f}"
+                f"[{mode}] zoo loop, Keras's layers: {plain:8.1f} images/s (median), "
+                f"ratio to fit {plain / baseline:.2f}: the loop alone"
+            )
+            print(
+                f"[{mode}] zoo loop, Keras's conv: {conv:8.1f} images/s (median): "
+                f"the fused batch norm adds x{conv / plain:.2f}, the 1x1 "
+                f"convolutions as matrix products x{mine / conv:.2f}"
             )
         if args.xla:
             xla = statistics.median(xlas)

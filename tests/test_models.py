@@ -128,22 +128,30 @@ def test_fused_batch_norm_in_mixed_precision_and_inference():
     np.testing.assert_array_equal(a(x, training=False), b(x, training=False))
 
 
-def test_a_fused_training_step_equals_the_keras_one():
+@pytest.mark.parametrize(
+    "fused,matmul",
+    [(True, False), (False, True), (True, True)],
+    ids=["fused_batch_norm", "matmul_pointwise_conv", "both"],
+)
+def test_a_fast_kernel_training_step_equals_the_keras_one(fused, matmul):
     """One SGD step of a whole ResNet-50 (x1/8) from the same initial weights:
-    the fused kernel changes no weight beyond float rounding."""
+    the fused batch-norm kernel and the 1x1 convolutions as matrix products
+    change no weight beyond float rounding."""
     import tensorflow as tf
 
-    from zoo.models.layers import use_fused_batch_norm
+    from zoo.models.layers import use_fused_batch_norm, use_matmul_pointwise_conv
 
     images = np.random.RandomState(2).uniform(size=(4, 32, 32, 3)).astype("float32")
     labels = np.array([0, 1, 2, 1])
     after = []
-    for fused in (False, True):
+    for fast in (False, True):
         keras.utils.set_random_seed(0)
         model = create_classifier(
             "resnet50", create_objective("softmax"), 3, width_multiplier=0.125
         )
-        assert use_fused_batch_norm(model, fused) == 53  # every BN of ResNet-50
+        assert use_fused_batch_norm(model, fast and fused) == 53  # every BN
+        # 16 blocks x two 1x1 convs, plus the 4 projection shortcuts.
+        assert use_matmul_pointwise_conv(model, fast and matmul) == 36
         with tf.GradientTape() as tape:
             logits = model(images, training=True)["logits"]
             loss = tf.reduce_mean(
@@ -157,15 +165,88 @@ def test_a_fused_training_step_equals_the_keras_one():
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
 
 
-def test_the_fused_flag_is_not_saved(tmp_path):
-    from zoo.models.layers import BatchNormalization, use_fused_batch_norm
+def _conv_pair(kernel_size, strides, padding, use_bias, dtype="float32"):
+    """Two zoo Conv2D layers with the same random weights, the second with
+    `as_matmul` set."""
+    from zoo.models.layers import Conv2D
+
+    layers = [
+        Conv2D(
+            7,
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            use_bias=use_bias,
+            bias_initializer="random_normal",
+            dtype=dtype,
+        )
+        for _ in range(2)
+    ]
+    for layer in layers:
+        layer.build((3, 5, 5, 6))
+    for v, w in zip(layers[1].weights, layers[0].weights):
+        v.assign(w)
+    layers[1].as_matmul = True
+    return layers
+
+
+@pytest.mark.parametrize("strides", [1, 2, 3])
+@pytest.mark.parametrize("padding", ["same", "valid"])
+@pytest.mark.parametrize("use_bias", [False, True])
+def test_matmul_pointwise_conv_equals_keras_conv(strides, padding, use_bias):
+    import tensorflow as tf
+
+    # 5 x 5 inputs: strides 2 and 3 leave a remainder (outputs 3 x 3, 2 x 2).
+    x = tf.constant(np.random.RandomState(3).normal(0.5, 2.0, (3, 5, 5, 6)), tf.float32)
+    weights = tf.range(7, dtype=tf.float32)
+    results = []
+    for layer in _conv_pair(1, strides, padding, use_bias):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * y * weights)
+        results.append([y, *tape.gradient(loss, [x, *layer.trainable_weights])])
+    keras_path, matmul = results
+    side = -(-5 // strides)
+    assert matmul[0].shape == keras_path[0].shape == (3, side, side, 7)
+    assert len(matmul) == 3 + use_bias  # output; input, kernel (and bias) grads
+    for a, b in zip(keras_path, matmul):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-4)
+
+
+def test_matmul_pointwise_conv_in_mixed_precision_and_other_kernels():
+    import tensorflow as tf
+
+    x = tf.constant(np.random.RandomState(4).normal(0.0, 1.0, (3, 5, 5, 6)), tf.float16)
+    a, b = _conv_pair(1, 2, "same", True, dtype="mixed_float16")
+    ya, yb = a(x), b(x)
+    assert yb.dtype == tf.float16 and b.kernel.dtype == "float32"
+    np.testing.assert_allclose(
+        np.asarray(yb, "float32"), np.asarray(ya, "float32"), atol=5e-3
+    )
+    # A 3 x 3 kernel takes Keras's path whatever the flag: identical.
+    c, d = _conv_pair(3, 1, "same", False)
+    x32 = tf.cast(x, tf.float32)
+    np.testing.assert_array_equal(c(x32), d(x32))
+
+
+def test_the_fast_kernel_flags_are_not_saved(tmp_path):
+    from zoo.models.layers import (
+        BatchNormalization,
+        Conv2D,
+        use_fused_batch_norm,
+        use_matmul_pointwise_conv,
+    )
 
     model = create_classifier(
         "resnet50", create_objective("softmax"), 3, width_multiplier=0.125
     )
     use_fused_batch_norm(model)
+    use_matmul_pointwise_conv(model)
     path = str(tmp_path / "model.keras")
     model.save(path)
     reloaded = keras.saving.load_model(path)
     bns = [x for x in reloaded.layers if isinstance(x, BatchNormalization)]
     assert len(bns) == 53 and not any(bn.fused for bn in bns)
+    convs = [x for x in reloaded.layers if isinstance(x, Conv2D)]
+    assert len(convs) == 53 and not any(conv.as_matmul for conv in convs)

@@ -27,9 +27,11 @@ def test_train_loop_benchmark_prints_both_loops_ablation_and_xla(warm):
     out = done.stdout
     fit = re.search(r"\[no_holdout\] keras Model.fit :\s+([\d.]+) images/s", out)
     ours = re.search(r"\[no_holdout\] zoo custom loop :\s+([\d.]+) images/s", out)
-    plain = re.search(r"zoo loop, Keras batch norm:\s+([\d.]+) images/s", out)
+    plain = re.search(r"zoo loop, Keras's layers:\s+([\d.]+) images/s", out)
+    conv = re.search(r"zoo loop, Keras's conv:\s+([\d.]+) images/s", out)
     xla = re.search(r"zoo loop with XLA:\s+([\d.]+) images/s", out)
-    assert fit and ours and plain and xla, out
-    assert min(float(m.group(1)) for m in (fit, ours, plain, xla)) > 0
+    assert fit and ours and plain and conv and xla, out
+    assert min(float(m.group(1)) for m in (fit, ours, plain, conv, xla)) > 0
+    assert re.search(r"the 1x1 convolutions as matrix products x\d+\.\d\d", out)
     assert "x0.0625" in out  # the override reached the config
     assert re.search(r"ratios ours / fit: no_holdout \d+\.\d\d \(target >= 1\.1\)", out)

@@ -23,7 +23,7 @@ from zoo.distribute import StrategyError, create_strategy
 from zoo.ema import ExponentialMovingAverage
 from zoo.input_pipeline import _is_holdout, split_train_holdout
 from zoo.models import create_classifier
-from zoo.models.layers import BatchNormalization
+from zoo.models.layers import BatchNormalization, Conv2D
 from zoo.objectives import create_objective
 from zoo.trainer import (
     TrainError,
@@ -350,12 +350,13 @@ def test_a_corrupt_checkpoint_is_a_one_line_error(two_epoch_run, tmp_path):
         {"precision": "mixed_float16"},
         {"jit_compile": True},
         {"fused_batch_norm": False},
+        {"matmul_pointwise_conv": False},
     ],
-    ids=["bfloat16", "float16_loss_scaling", "xla", "keras_batch_norm"],
+    ids=["bfloat16", "float16_loss_scaling", "xla", "keras_batch_norm", "keras_conv"],
 )
 def test_mixed_precision_and_xla_train(tmp_path, changes):
-    """Each precision, XLA, and either batch-norm kernel train (the fused
-    kernel, the default, with the other three)."""
+    """Each precision, XLA, and either kernel for batch norm and for 1x1
+    convolutions train (the fast kernels, the default, with the others)."""
     result = train_and_evaluate(
         tiny_config(epochs=1, **changes), str(tmp_path / "run"), report=QUIET
     )
@@ -367,6 +368,14 @@ def test_mixed_precision_and_xla_train(tmp_path, changes):
         if isinstance(layer, BatchNormalization)
     ]
     assert len(fused) == 53 and set(fused) == {changes.get("fused_batch_norm", True)}
+    matmul = [
+        layer.as_matmul
+        for layer in result.model._flatten_layers()
+        if isinstance(layer, Conv2D) and layer.kernel_size == (1, 1)
+    ]
+    assert len(matmul) == 36  # on CPU by default
+    assert set(matmul) == {changes.get("matmul_pointwise_conv", True)}
+    assert result.info["matmul_pointwise_conv"] == set(matmul).pop()
     assert all(math.isfinite(x) for x in result.step_losses)
     assert result.step_losses[-1] < result.step_losses[0]
 

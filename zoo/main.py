@@ -51,6 +51,11 @@ flags.DEFINE_bool("jit_compile", None, "Override: XLA-compile the step.")
 flags.DEFINE_bool(
     "fused_batch_norm", None, "Override: train batch norm with the fused kernel."
 )
+flags.DEFINE_bool(
+    "matmul_pointwise_conv",
+    None,
+    "Override: run 1x1 convolutions as one matrix product (default: on CPU).",
+)
 flags.DEFINE_string(
     "strategy",
     "default",
@@ -79,6 +84,7 @@ OVERRIDES = (
     "sync_bn",
     "jit_compile",
     "fused_batch_norm",
+    "matmul_pointwise_conv",
 )
 
 

@@ -23,7 +23,7 @@ fully convolutional network that accepts any side of at least 75 px.
 import keras
 
 from zoo.models import ARCHITECTURES
-from zoo.models.layers import BatchNormalization, ImageNormalization
+from zoo.models.layers import BatchNormalization, Conv2D, ImageNormalization
 
 DEFAULT_IMAGE_SIZE = 299
 MIN_IMAGE_SIZE = 75
@@ -42,7 +42,7 @@ class _Builder:
 
     def conv(self, x, filters, kernel_size, name, strides=1, padding="same"):
         """Conv (no bias) + BN (no scale) + ReLU; `filters` is the width-1 count."""
-        x = keras.layers.Conv2D(
+        x = Conv2D(
             _channels(filters, self.width_multiplier),
             kernel_size,
             strides=strides,

@@ -105,6 +105,75 @@ class BatchNormalization(keras.layers.BatchNormalization):
         return tf.cast(outputs, self.compute_dtype)
 
 
+@keras.saving.register_keras_serializable(package="zoo")
+class Conv2D(keras.layers.Conv2D):
+    """keras Conv2D that can run a 1x1 convolution as one matrix product.
+
+    With `as_matmul` set (by `use_matmul_pointwise_conv`; the trainer does), a
+    call of a 1x1 kernel (any stride, no dilation, one group, channels last)
+    computes
+
+        y[n, i, j, :] = x[n, s * i, s * j, :] @ W[0, 0] (+ b),
+
+    as one MatMul over the flattened batch and space (after a strided slice
+    when s > 1), instead of oneDNN's convolution kernels, whose per-call cost
+    dominates at small images and widths. Same kernel variable, same math,
+    same results to float rounding (tests/test_models.py compares the two),
+    and the flag is not part of the config: a model builds, saves and loads
+    exactly as with Keras's layer. Other kernels and non-TensorFlow backends
+    always take Keras's path.
+    """
+
+    as_matmul = False
+
+    def call(self, inputs):
+        if not (
+            self.as_matmul
+            and self.kernel_size == (1, 1)
+            and self.dilation_rate == (1, 1)
+            and self.groups == 1
+            and self.data_format == "channels_last"
+            and len(inputs.shape) == 4
+            and keras.backend.backend() == "tensorflow"
+        ):
+            return super().call(inputs)
+        import tensorflow as tf
+
+        # A 1x1 kernel needs no padding, "same" or "valid": output pixel (i, j)
+        # reads input pixel (s * i, s * j).
+        if self.strides != (1, 1):
+            inputs = inputs[:, :: self.strides[0], :: self.strides[1], :]
+        kernel = tf.cast(self.kernel, inputs.dtype)
+        channels_in, channels_out = kernel.shape[2], kernel.shape[3]
+        flat = tf.matmul(
+            tf.reshape(inputs, [-1, channels_in]),
+            tf.reshape(kernel, [channels_in, channels_out]),
+        )
+        if self.use_bias:
+            flat = tf.nn.bias_add(flat, tf.cast(self.bias, flat.dtype))
+        outputs = tf.reshape(
+            flat, tf.concat([tf.shape(inputs)[:-1], [channels_out]], axis=0)
+        )
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
+
+def use_matmul_pointwise_conv(model, enabled=True):
+    """Sets `as_matmul` on every zoo Conv2D of `model` with a 1x1 kernel;
+    returns how many.
+
+    Call it before the training step is traced (tf.function traces once)."""
+    layers = [
+        layer
+        for layer in model._flatten_layers()
+        if isinstance(layer, Conv2D) and layer.kernel_size == (1, 1)
+    ]
+    for layer in layers:
+        layer.as_matmul = enabled
+    return len(layers)
+
+
 def use_fused_batch_norm(model, enabled=True):
     """Sets `fused` on every zoo BatchNormalization of `model`; returns how many.
 

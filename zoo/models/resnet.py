@@ -11,7 +11,7 @@ count, so `width_multiplier=0.125` is the same 50-layer graph with 256-d feature
 import keras
 
 from zoo.models import ARCHITECTURES
-from zoo.models.layers import BatchNormalization, ImageNormalization
+from zoo.models.layers import BatchNormalization, Conv2D, ImageNormalization
 
 STAGES = ((64, 3), (128, 4), (256, 6), (512, 3))  # (bottleneck width, units)
 EXPANSION = 4
@@ -28,7 +28,7 @@ def _conv(x, filters, kernel_size, strides, name):
         x = keras.layers.ZeroPadding2D(
             ((pad // 2, pad - pad // 2), (pad // 2, pad - pad // 2)), name=name + "_pad"
         )(x)
-    return keras.layers.Conv2D(
+    return Conv2D(
         filters,
         kernel_size,
         strides=strides,
