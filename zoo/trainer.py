@@ -256,10 +256,8 @@ class _Run:
         self.jit_compile = distribute.resolve_jit_compile(config.jit_compile, kind)
         if config.sync_bn and self.jit_compile and self.replicas > 1:
             self.jit_compile = False  # a cross-replica all-reduce inside the step
-        self.matmul_pointwise_conv = (
-            kind == "CPU"
-            if config.matmul_pointwise_conv is None
-            else bool(config.matmul_pointwise_conv)
+        self.matmul_pointwise_conv = distribute.resolve_matmul_pointwise_conv(
+            config.matmul_pointwise_conv, kind
         )
         self.chief = distribute.is_chief(strategy)
         if config.deterministic:

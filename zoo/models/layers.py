@@ -151,9 +151,12 @@ class Conv2D(keras.layers.Conv2D):
         )
         if self.use_bias:
             flat = tf.nn.bias_add(flat, tf.cast(self.bias, flat.dtype))
-        outputs = tf.reshape(
-            flat, tf.concat([tf.shape(inputs)[:-1], [channels_out]], axis=0)
-        )
+        shape = inputs.shape[:-1]
+        if None in shape:
+            shape = tf.concat([tf.shape(inputs)[:-1], [channels_out]], axis=0)
+        else:  # a constant: no shape ops in the step
+            shape = [*shape, channels_out]
+        outputs = tf.reshape(flat, shape)
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
