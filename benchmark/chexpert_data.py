@@ -235,6 +235,10 @@ class ChexpertDataset(ImageDataset):
         """Returns "valid", the official validation CSV."""
         return "valid"
 
+    def source_paths(self):
+        """Returns the image root and the two label files."""
+        return (self.root, self.train_csv, self.valid_csv)
+
     def table(self, split):
         """Returns the ChexpertTable of `split`'s CSV (read once)."""
         self._check_split(split)

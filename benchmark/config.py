@@ -60,6 +60,10 @@ class BenchmarkConfig:
       max_per_class: default cap on images per class and split, given to
         every evaluator that takes `max_per_class` and sets none itself.
       batch_size: images per forward pass of the feature extraction.
+      time_limit_s: the sandboxed run's wall-time bound, s; None: the
+        stated bound per image, `time_limit`.
+      seconds_per_image: with base_seconds, the bound per image read.
+      base_seconds: start-up allowance of that bound, s.
     """
 
     name: str
@@ -67,6 +71,18 @@ class BenchmarkConfig:
     datasets: tuple = ()
     max_per_class: int | None = None
     batch_size: int = 128
+    time_limit_s: float | None = None
+    seconds_per_image: float = 1.0
+    base_seconds: float = 600.0
+
+    def time_limit(self, images):
+        """Returns the wall-time bound, s, of a sandboxed run that reads
+        `images` images in all: `time_limit_s` when the config sets one,
+        else base_seconds + seconds_per_image * images (a module that takes
+        longer is stopped with one line; --sandbox_time_s overrides)."""
+        if self.time_limit_s:
+            return float(self.time_limit_s)
+        return self.base_seconds + self.seconds_per_image * images
 
     def replace(self, **changes):
         """Returns a copy with `changes` applied."""

@@ -83,8 +83,15 @@ def cache_key(
         "transform": transform.key if transform else None,
         "code": code_version().split("+")[0],
     }
+    return entry_key(parts), parts
+
+
+def entry_key(parts):
+    """Returns the cache key of the dict `parts`: its module's hash prefix
+    (so one module's entries are found by name) and a hash of all of it."""
     text = json.dumps(parts, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:32], parts
+    digest = hashlib.sha256(text.encode()).hexdigest()[:32]
+    return f"{parts['module'][:16]}-{digest}"
 
 
 class FeatureCache:
@@ -137,11 +144,53 @@ class FeatureCache:
         return features
 
     def _discard(self, path, why):
-        """Removes an invalid entry; returns None (a cache miss)."""
+        """Removes an invalid entry; returns None (a cache miss). An entry the
+        sandbox lent read-only stays for the parent to judge."""
         self.report(f"[features] cache entry {path} {why}; recomputing it")
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.unlink(path)
         return None
+
+    def entries_of(self, module_sha256):
+        """Returns the paths of the entries of the module with this hash."""
+        if not os.path.isdir(self.directory):
+            return []
+        prefix = f"{module_sha256[:16]}-"
+        return sorted(
+            os.path.join(self.directory, name)
+            for name in os.listdir(self.directory)
+            if name.startswith(prefix)
+            and name.endswith(".npz")
+            and TMP_MARK not in name
+        )
+
+    def adopt(self, path, module_sha256):
+        """Copies the entry file `path` (written by a sandboxed child) into
+        this cache when it is a valid entry of the module with this hash:
+        it loads without pickles, its key is the one its own parts hash to,
+        those parts name this module and its checksum holds. Returns whether
+        it was adopted; a child can add its own module's features, never
+        overwrite or forge another module's."""
+        name = os.path.basename(path)
+        key = name[: -len(".npz")] if name.endswith(".npz") else None
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                features = FeatureSet(
+                    stored["features"], stored["labels"], stored["ids"]
+                )
+                parts = json.loads(str(stored["key"]))
+                valid = (
+                    key is not None
+                    and str(stored["entry_key"]) == key
+                    and parts.get("module") == module_sha256
+                    and entry_key(parts) == key
+                    and str(stored["checksum"]) == _checksum(features)
+                )
+        except Exception:  # noqa: BLE001 - anything unreadable is refused
+            valid = False
+        if valid:
+            self.save(key, features, parts)
+        return valid
 
     def save(self, key, features, parts):
         """Writes `features`, the key, its `parts` (for provenance) and the

@@ -26,6 +26,7 @@ fine-tuning) is skipped with a note; each evaluator's rows are appended when
 it finishes.
 """
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -98,7 +99,10 @@ flags.DEFINE_float(
 )
 flags.DEFINE_float("sandbox_file_gb", None, "Sandbox limit on any file's size, GiB.")
 flags.DEFINE_float(
-    "sandbox_time_s", None, "Sandbox wall-time limit, s (default 1 day)."
+    "sandbox_time_s",
+    None,
+    "Sandbox wall-time limit, s (default: the config's bound, e.g. 600 s for "
+    "smoke, else 600 s plus 1 s per image read).",
 )
 flags.DEFINE_string(
     "bundle",
@@ -366,39 +370,52 @@ def run_sandboxed(tool, config, limits):
 
     This process fetches and scans the module and opens every dataset (the
     child has no network), then the child runs with --module set to the
-    verified local folder, writing rows to its own folder; only this process
-    writes the leaderboard. Rows of evaluators the child finished are kept
+    verified local folder, seeing only the system, the module, the data it
+    is given and this module's cache entries (read-only) and its own run
+    folder. Only this process writes the leaderboard and the feature cache:
+    it adopts the entries the child computed after checking each one
+    (FeatureCache.adopt). Rows of evaluators the child finished are kept
     even when it fails later.
     """
     import tempfile
 
     from benchmark import leaderboard, sandbox
     from benchmark.context import EvaluationContext
+    from benchmark.extract import FeatureCache
     from benchmark.harness import open_datasets, prepare
     from benchmark.modules import resolve_handle
+    from zoo.provenance import sha256_tree
 
     # A local module is checked first (cheap); a remote one after the
     # datasets, so a missing dataset fails before a long download.
     local = os.path.exists(os.path.expanduser(FLAGS.module))
     path = resolve_handle(FLAGS.module) if local else None  # op scan, nothing runs
-    open_datasets(
-        prepare(config, FLAGS.evaluations),
-        EvaluationContext(None, data_dir=FLAGS.data_dir, report=lambda line: None),
-    )
+    context = EvaluationContext(None, data_dir=FLAGS.data_dir, report=lambda line: None)
+    open_datasets(prepare(config, FLAGS.evaluations), context)
+    datasets = context.opened_datasets()
     path = path or resolve_handle(FLAGS.module)  # fetch + op scan
+    if FLAGS.sandbox_time_s is None:
+        images = sum(d.size_hint(config.max_per_class) for d in datasets)
+        limits = dataclasses.replace(limits, time_s=config.time_limit(images))
     run_dir = tempfile.mkdtemp(prefix="zoo-benchmark-sandbox-")
-    for sub in ("tmp", "config"):
+    for sub in ("tmp", "config", "home", "cache"):
         os.makedirs(os.path.join(run_dir, sub))
-    writable = [run_dir]
-    if FLAGS.cache_dir:
-        os.makedirs(FLAGS.cache_dir, exist_ok=True)
-        writable.append(os.path.abspath(FLAGS.cache_dir))
+    child_cache = os.path.join(run_dir, "cache")
+    cache = FeatureCache(FLAGS.cache_dir, report=print) if FLAGS.cache_dir else None
+    sha = sha256_tree(path)
+    lent = cache.entries_of(sha) if cache else []
+    read_only = [path, *[p for d in datasets for p in d.source_paths()]]
+    read_only += [FLAGS.data_dir] if FLAGS.data_dir else []
+    read_only += [FLAGS.config] if os.path.isfile(FLAGS.config) else []
+    read_only += [(p, os.path.join(child_cache, os.path.basename(p))) for p in lent]
+    view = sandbox.system_view().plus(read_only=read_only, writable=[run_dir])
     rows_path = os.path.join(run_dir, "rows.csv")
     argv = [sys.executable, "-m", "benchmark.main", *sys.argv[1:]]
     argv += [
         f"--module={path}",
         f"--record_handle={FLAGS.record_handle or FLAGS.module}",
         f"--leaderboard={rows_path}",
+        f"--cache_dir={child_cache}",
         "--sandbox=off",
         "--baseline=",  # the gate is judged here, in the parent
         "--noupdate_baseline",
@@ -408,29 +425,31 @@ def run_sandboxed(tool, config, limits):
     child_bundle = os.path.join(run_dir, "bundle")
     if FLAGS.bundle:
         argv.append(f"--bundle={child_bundle}")
-    if FLAGS.cache_dir:
-        argv.append(f"--cache_dir={os.path.abspath(FLAGS.cache_dir)}")
     env = dict(
         os.environ,
         TMPDIR=os.path.join(run_dir, "tmp"),
         MPLCONFIGDIR=os.path.join(run_dir, "config"),
+        HOME=os.path.join(run_dir, "home"),
     )
     print(
-        f"[sandbox] {tool}: {FLAGS.module} runs with no network, read-only files "
-        f"but {', '.join(writable)}",
+        f"[sandbox] {tool}: {FLAGS.module} runs with no network, seeing only the "
+        f"system, the module, its data and {len(lent)} cached entries of its own "
+        f"(read-only) and its run folder, for at most {limits.time_s:g} s",
         flush=True,
     )
     log = os.path.join(run_dir, "stderr.txt")
     failure = None
     try:
         with open(log, "wb") as stderr:
-            code = sandbox.run(tool, argv, writable, limits, env=env, stderr=stderr)
+            code = sandbox.run(tool, argv, view, limits, env=env, stderr=stderr)
     except sandbox.SandboxError as e:
         code, failure = None, str(e)
     rows = leaderboard.read_rows(rows_path) if os.path.exists(rows_path) else []
     if rows and FLAGS.leaderboard:
         leaderboard.append_rows(FLAGS.leaderboard, rows)
     if code == 0:
+        if cache:
+            adopt_entries(cache, child_cache, sha, {os.path.basename(p) for p in lent})
         if FLAGS.bundle:
             from benchmark import bundle
 
@@ -451,7 +470,22 @@ def run_sandboxed(tool, config, limits):
         print(message + kept, file=sys.stderr)
         sys.exit(2)
     failure = failure or sandbox.describe_exit(code, limits)
+    shutil.rmtree(child_cache, ignore_errors=True)  # never adopted
     raise sandbox.SandboxError(f"{failure}{kept} (the child's log: {log})")
+
+
+def adopt_entries(cache, child_cache, module_sha256, lent):
+    """Adopts into `cache` the entries a successful sandboxed child wrote to
+    `child_cache` (not those it was lent); one line per refused entry."""
+    for name in sorted(os.listdir(child_cache)):
+        if name in lent or not name.endswith(".npz"):
+            continue
+        if not cache.adopt(os.path.join(child_cache, name), module_sha256):
+            print(
+                f"[features] the sandboxed run's cache entry {name} is not a valid "
+                "entry of this module; not cached",
+                flush=True,
+            )
 
 
 def run():

@@ -32,13 +32,12 @@ One forward pass on a probe batch checks the output before any dataset is read.
 import dataclasses
 import json
 import os
-import stat
 import urllib.error
 
 import numpy as np
 import tensorflow as tf
 
-from benchmark import safety
+from export import safety
 from zoo.data.base import clip_words
 from zoo.provenance import sha256_tree
 
@@ -334,50 +333,15 @@ def _resolve_in_catalog(handle):
 
 
 def check_module_safety(path, handle):
-    """Raises ModuleError if the module folder holds anything but regular
-    files and folders (a symlink could point at /dev/zero or outside the
-    module, a FIFO blocks whoever opens it) or its SavedModel holds a refused
-    op (`benchmark.safety.DENIED_OPS`); nothing from the module runs."""
-    special = _first_special_entry(path)
-    if special:
-        raise ModuleError(
-            f"refusing {handle}: {special} is {_kind(special)}, and a module "
-            "folder may hold only regular files and folders"
-        )
+    """Raises ModuleError unless `export.safety.check_module` passes the
+    module folder: regular files and folders only, no refused op, within
+    the scan's bounds. Nothing from the module runs."""
     try:
-        findings = safety.unsafe_ops(path)
+        safety.check_module(path)
+    except safety.UnsafeModuleError as e:
+        raise ModuleError(f"refusing {handle}: {e}") from None
     except (OSError, ValueError) as e:
         raise ModuleError(f"cannot read {handle} as a SavedModel: {e}") from None
-    if findings:
-        raise ModuleError(
-            f"refusing {handle}: it contains {safety.summarise(findings)}; "
-            "benchmark modules must be pure functions of their images "
-            "(docs/protocols.md, op safety)"
-        )
-
-
-def _first_special_entry(root):
-    """Returns the first entry below `root` that is a symlink or not a regular
-    file or folder, or None (nothing is followed or opened)."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in sorted(dirnames + filenames):
-            path = os.path.join(dirpath, name)
-            mode = os.lstat(path).st_mode
-            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                return path
-    return None
-
-
-def _kind(path):
-    """Returns what a special entry is, in words."""
-    mode = os.lstat(path).st_mode
-    if stat.S_ISLNK(mode):
-        return f"a symlink to {os.readlink(path)}"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "a device"
 
 
 def parse_value_range(value):

@@ -1,37 +1,47 @@
 """Defence in depth: run a benchmark of an untrusted module in a child
 process inside a sandbox built from an existing tool.
 
-The op allowlist (benchmark.safety) already refuses, before anything runs,
+The op allowlist (export.safety) already refuses, before anything runs,
 every module op that could touch files or the network. The sandbox is the
 second wall, for what that scan might miss (a kernel bug, an op whose
 behaviour changes between TensorFlow versions):
 
 * no network: a new, empty network namespace (loopback down);
-* the whole file system read-only (readable, so modules and data anywhere
-  work), except the run's own output folder (also its TMPDIR) and the
-  feature cache;
+* a file system of its own (`View`): an empty root holding, read-only, only
+  what the run needs: the system's programs and libraries, the Python
+  installation and the project's packages (`system_view`), the module
+  folder, the data it is given and this module's own feature-cache
+  entries; writable, only the run's own folder (its TMPDIR, HOME, rows and
+  new cache entries). No home folder, no repository, no other module's
+  cache entries, no /etc beyond a few system files, no other user's files:
+  what is not in the view does not exist there. The parent adopts the new
+  cache entries after checking each one (benchmark.extract.FeatureCache.adopt);
 * limits: address space (`--sandbox_memory_gb`), size of any file written
-  (`--sandbox_file_gb`), wall time (`--sandbox_time_s`).
+  (`--sandbox_file_gb`), wall time (`--sandbox_time_s`, by default the
+  config's own bound: benchmark.config.BenchmarkConfig.time_limit).
 
-Tools, in order: bubblewrap (`bwrap`, Debian package bubblewrap: a read-only
-bind of /, a private /dev and /proc, new network, PID and IPC
-namespaces, killed with its parent), else `unshare` from util-linux with user,
-mount, network and PID namespaces, where every mount is remounted read-only
-before the benchmark starts. `TOOLS` lists them; `available_tool()` probes
-each once (both need unprivileged user namespaces, or root).
+Tools, in order: bubblewrap (`bwrap`, Debian package bubblewrap: an empty
+root with the view bound into it, a private /dev, /proc and /tmp, new
+network, PID and IPC namespaces, killed with its parent), else `unshare`
+from util-linux with user, mount, network and PID namespaces, where a shell
+script builds the same view on a tmpfs and chroots into it. `TOOLS` lists
+them; `available_tool()` probes each once (both need unprivileged user
+namespaces, or root).
 
-What the child may not do, it cannot: a write outside its folders fails with
-EROFS, a connection with ENETUNREACH; a limit hit ends it and the parent
-prints one line naming the limit.
+What the child may not do, it cannot: a read outside its view fails with
+ENOENT, a write with EROFS, a connection with ENETUNREACH; a limit hit ends
+it and the parent prints one line naming the limit.
 """
 
 import dataclasses
 import functools
+import importlib.util
 import os
 import resource
 import shutil
 import signal
 import subprocess
+import sys
 
 TOOLS = ("bwrap", "unshare")
 MODES = ("auto", "require", "off")
@@ -78,42 +88,154 @@ def physical_memory():
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def _bwrap(argv, writable):
-    cmd = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    for path in writable:
-        cmd += ["--bind", path, path]
+@dataclasses.dataclass(frozen=True)
+class View:
+    """What the sandboxed child sees of the file system: nothing else exists.
+
+    Attributes:
+      read_only: (source, target) absolute paths (files or folders) bound
+        read-only at `target`.
+      writable: (source, target) absolute folders bound read-write.
+      links: (target text, path) symbolic links to create (/bin -> usr/bin).
+      cwd: the child's working folder (created empty unless bound).
+    """
+
+    read_only: tuple = ()
+    writable: tuple = ()
+    links: tuple = ()
+    cwd: str = "/"
+
+    def plus(self, read_only=(), writable=(), cwd=None):
+        """Returns this view with more paths: each a path (bound at the same
+        place) or a (source, target) pair."""
+        return dataclasses.replace(
+            self,
+            read_only=self.read_only + _pairs(read_only),
+            writable=self.writable + _pairs(writable),
+            cwd=cwd or self.cwd,
+        )
+
+    def binds(self):
+        """Returns [(kind "ro"/"rw", source, target)], parents before children
+        so that a folder bound inside another stays visible."""
+        binds = [("ro", s, t) for s, t in self.read_only]
+        binds += [("rw", s, t) for s, t in self.writable]
+        return sorted(binds, key=lambda b: (b[2].count("/"), b[2]))
+
+
+def _pairs(paths):
+    pairs = []
+    for path in paths:
+        source, target = (path, path) if isinstance(path, str) else path
+        source = os.path.realpath(source)
+        if os.path.exists(source):
+            pairs.append((source, os.path.abspath(target)))
+    return tuple(pairs)
+
+
+# The system part of every view: programs and libraries (read-only), and of
+# /etc only what the dynamic loader and the C library read.
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+SYSTEM_ETC = (
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/alternatives",
+    "/etc/localtime",
+    "/etc/nsswitch.conf",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/hosts",
+    "/etc/fonts",
+)
+PROJECT_PACKAGES = ("zoo", "export", "benchmark")
+
+
+def system_view(cwd=None):
+    """Returns the View every sandboxed run starts from: SYSTEM_DIRS and
+    SYSTEM_ETC, the Python installation (its prefixes: a virtual
+    environment and the interpreter it was made from) and the folders of
+    the project's packages, all read-only; `cwd` (default: this process's)
+    as an empty working folder."""
+    links, read_only = [], []
+    for path in SYSTEM_DIRS:
+        if os.path.islink(path):
+            links.append((os.readlink(path), path))
+        elif os.path.isdir(path):
+            read_only.append(path)
+    read_only += [p for p in SYSTEM_ETC if os.path.exists(p)]
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    read_only += sorted(prefixes)
+    for name in PROJECT_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        read_only += list(spec.submodule_search_locations or []) if spec else []
+    view = View(links=tuple(links), cwd=os.path.abspath(cwd or os.getcwd()))
+    return view.plus(read_only=read_only)
+
+
+def _bwrap(argv, view):
+    cmd = ["bwrap", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for target, path in view.links:
+        cmd += ["--symlink", target, path]
+    for kind, source, target in view.binds():
+        cmd += ["--ro-bind" if kind == "ro" else "--bind", source, target]
+    cmd += ["--dir", view.cwd, "--chdir", view.cwd]
     cmd += ["--unshare-net", "--unshare-pid", "--unshare-ipc"]
     cmd += ["--die-with-parent", "--new-session", "--"]
     return cmd + list(argv)
 
 
-# Inside the new mount namespace: keep the writable folders as their own
-# mounts, make every mount read-only, then the writable ones writable again.
+# Inside new user, mount, network and PID namespaces: an empty tmpfs root,
+# /dev with only its harmless devices, /proc and /tmp, then the view's
+# links and binds (read-only ones remounted so), then chroot into it. The
+# arguments: ROOT, then KIND SOURCE TARGET triples (ro, rw, ln), then --,
+# the working folder and the command.
 _UNSHARE_SCRIPT = """
 set -e
-for w in "$@"; do [ "$w" = -- ] && break; mount --bind "$w" "$w"; done
-for m in $(awk '{print $2}' /proc/self/mounts); do
-  mount -o remount,bind,ro "$m" 2>/dev/null || true
+root=$1; shift
+mount -t tmpfs -o mode=755 zoo-sandbox "$root"
+mkdir -p "$root/dev/shm" "$root/proc" "$root/tmp"
+for d in null zero full random urandom tty; do
+  : > "$root/dev/$d"; mount --bind "/dev/$d" "$root/dev/$d"
 done
-while [ "$1" != -- ]; do mount -o remount,bind,rw "$1" "$1"; shift; done
+mount -t tmpfs tmpfs "$root/dev/shm"
+ln -s /proc/self/fd "$root/dev/fd"
+mount -t proc proc "$root/proc"
+mount -t tmpfs tmpfs "$root/tmp"
+while [ "$1" != -- ]; do
+  kind=$1; source=$2; target=$3; shift 3
+  if [ "$kind" = ln ]; then
+    mkdir -p "$root$(dirname "$target")"; ln -sfn "$source" "$root$target"; continue
+  fi
+  if [ -d "$source" ]; then mkdir -p "$root$target"
+  else mkdir -p "$root$(dirname "$target")"; : > "$root$target"; fi
+  mount --bind "$source" "$root$target"
+  if [ "$kind" = ro ]; then mount -o remount,bind,ro "$root$target"; fi
+done
 shift
-exec "$@"
+cwd=$1; shift
+mkdir -p "$root$cwd"
+exec chroot "$root" /bin/sh -c 'cd "$0" && exec "$@"' "$cwd" "$@"
 """
 
 
-def _unshare(argv, writable):
+def _unshare(argv, view, root):
     cmd = ["unshare", "--user", "--map-root-user", "--mount", "--net", "--pid"]
     cmd += ["--ipc", "--fork", "--kill-child", "--", "sh", "-c", _UNSHARE_SCRIPT]
-    return cmd + ["sh", *writable, "--", *argv]
+    cmd += ["sh", root]
+    for target, path in view.links:
+        cmd += ["ln", target, path]
+    for kind, source, target in view.binds():
+        cmd += [kind, source, target]
+    return cmd + ["--", view.cwd, *argv]
 
 
-_BUILDERS = {"bwrap": _bwrap, "unshare": _unshare}
-
-
-def command(tool, argv, writable):
-    """Returns `argv` wrapped to run under `tool` with only `writable`
-    (absolute folders that exist) writable."""
-    return _BUILDERS[tool](argv, [os.path.realpath(p) for p in writable])
+def command(tool, argv, view, root=None):
+    """Returns `argv` wrapped to run under `tool` seeing only `view`;
+    `unshare` builds its root in `root`, an empty folder of the caller's."""
+    if tool == "bwrap":
+        return _bwrap(argv, view)
+    return _unshare(argv, view, root)
 
 
 @functools.lru_cache(maxsize=None)
@@ -122,14 +244,17 @@ def works(tool):
     (probed once: it must run `true` inside one)."""
     if not shutil.which(tool):
         return False
-    try:
-        probe = subprocess.run(
-            command(tool, ["true"], []),
-            capture_output=True,
-            timeout=_PROBE_TIMEOUT_S,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="zoo-sandbox-probe-") as root:
+        try:
+            probe = subprocess.run(
+                command(tool, ["true"], system_view("/"), root),
+                capture_output=True,
+                timeout=_PROBE_TIMEOUT_S,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return False
     return probe.returncode == 0
 
 
@@ -167,17 +292,25 @@ def _apply_limits(limits):
     return preexec
 
 
-def run(tool, argv, writable, limits, env=None, stderr=None):
-    """Runs `argv` under `tool` within `limits` and returns its exit status;
-    raises SandboxError (one line naming the limit) when the child was killed
-    by a signal or ran out of time. stdout is inherited (progress streams)."""
+def run(tool, argv, view, limits, env=None, stderr=None):
+    """Runs `argv` under `tool`, seeing only `view` (a View), within `limits`
+    and returns its exit status; raises SandboxError (one line naming the
+    limit) when the child was killed by a signal or ran out of time. stdout
+    is inherited (progress streams)."""
+    import tempfile
+
     env = dict(os.environ if env is None else env, **{ENV_TOOL: tool})
-    proc = subprocess.Popen(
-        command(tool, argv, writable),
-        env=env,
-        stderr=stderr,
-        preexec_fn=_apply_limits(limits),
-    )
+    with tempfile.TemporaryDirectory(prefix="zoo-sandbox-root-") as root:
+        proc = subprocess.Popen(
+            command(tool, argv, view, root),
+            env=env,
+            stderr=stderr,
+            preexec_fn=_apply_limits(limits),
+        )
+        return _wait(proc, limits)
+
+
+def _wait(proc, limits):
     try:
         code = proc.wait(timeout=limits.time_s)
     except subprocess.TimeoutExpired:

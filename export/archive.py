@@ -23,6 +23,11 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
 # default of the callers (export.fetch.FetchLimits); these two are fixed.
 MAX_MEMBERS = 100_000
 MAX_DEPTH = 32
+# A module's weights barely compress (float32 noise: about 1.1x), so an
+# archive that expands to many times its own size is a decompression bomb.
+# Below EXPANSION_FLOOR the ratio is not applied (small modules of zeros).
+MAX_EXPANSION = 16
+EXPANSION_FLOOR = 64 << 20
 _FILE_MODE = 0o644
 _DIR_MODE = 0o755
 _COPY_CHUNK = 1 << 20
@@ -126,7 +131,7 @@ def _check_member(member, archive_path):
         raise ArchiveError(f"refusing {where}: '..' leaves the destination")
     if not parts and not member.isdir():
         raise ArchiveError(f"refusing {where}: empty name")
-    if len(parts) > MAX_DEPTH or any(len(p.encode()) > 255 for p in parts):
+    if len(parts) > MAX_DEPTH or any(len(os.fsencode(p)) > 255 for p in parts):
         raise ArchiveError(
             f"refusing {archive_path}: a member is nested deeper than {MAX_DEPTH} "
             "folders or has a name over 255 bytes"
@@ -139,7 +144,21 @@ def _parts(name):
     return tuple(p for p in path.parts if p != ".")
 
 
+def expansion_limit(archive_path, max_bytes=None):
+    """Returns the bytes `archive_path` may expand to: MAX_EXPANSION times
+    its size (at least EXPANSION_FLOOR), and at most `max_bytes`."""
+    ratio = max(EXPANSION_FLOOR, MAX_EXPANSION * os.path.getsize(archive_path))
+    return ratio if max_bytes is None else min(ratio, max_bytes)
+
+
 def _limit_error(archive_path, max_bytes):
+    size = os.path.getsize(archive_path)
+    if max_bytes == max(EXPANSION_FLOOR, MAX_EXPANSION * size):
+        return ArchiveError(
+            f"refusing {archive_path}: its {size:,} bytes expand to more than "
+            f"{max_bytes:,}, over {MAX_EXPANSION}x its size; a module's weights "
+            "barely compress, so this is a decompression bomb, not a module"
+        )
     return ArchiveError(
         f"refusing {archive_path}: it expands to more than {max_bytes:,} bytes, "
         "the extraction limit; if the module really is that large, raise the "
@@ -216,13 +235,15 @@ def safe_extract(archive_path, dest_dir, max_bytes=None, require_module=False):
     components, symlinks, hard links, devices, sparse files, a name given
     twice, more than MAX_DEPTH folders, more than MAX_MEMBERS members, more
     than `max_bytes` in all and (with `require_module`) no saved_model.pb at
-    the root raise ArchiveError. The files go to a temporary folder beside
-    `dest_dir` that is renamed onto it, so an interrupted or refused
-    extraction never leaves a partial `dest_dir`.
+    the root raise ArchiveError, and so does expanding to more than
+    `expansion_limit` (MAX_EXPANSION times the archive's size). The files
+    go to a temporary folder beside `dest_dir` that is renamed onto it, so
+    an interrupted or refused extraction never leaves a partial `dest_dir`.
     """
     dest_dir = os.path.abspath(dest_dir)
     if os.path.isdir(dest_dir) and os.listdir(dest_dir):
         raise ArchiveError(f"cannot extract into {dest_dir}: it is not empty")
+    max_bytes = expansion_limit(archive_path, max_bytes)
     check_archive(archive_path, max_bytes=max_bytes, require_module=require_module)
     parent = os.path.dirname(dest_dir)
     os.makedirs(parent, exist_ok=True)

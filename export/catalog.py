@@ -240,6 +240,10 @@ def _pull_and_import(entry, cache_dir, report):
         source = hub.resolve(handle)
     except Exception as e:  # noqa: BLE001 - any fetch failure means the same
         raise _network_error(entry, module_dir, e) from None
+    try:
+        fetch.scan(source, handle)  # The importer runs the authors' graph.
+    except fetch.FetchError as e:
+        raise CatalogError(f"{entry['name']}: {e}") from None
     staging = fetch.new_staging(module_dir)
     try:
         staged, _ = import_authors_module(
@@ -249,6 +253,7 @@ def _pull_and_import(entry, cache_dir, report):
             seed=entry["seed"],
             input_scale=entry.get("input_scale", DEFAULT_INPUT_SCALE),
         )
+        fetch.scan(staged, handle)
         fetch.install(staged, module_dir)
         fetch.write_record(module_dir, key, None, pinned=False)
         _write_descriptor(handle, module_dir, "unverified (imported)")

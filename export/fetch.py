@@ -11,6 +11,9 @@ local .tar.gz) reaches the cache through `fetch_module` here:
 * Timed: each read waits at most READ_TIMEOUT_S and the whole download at
   most `FetchLimits.deadline_s`, so neither a silent nor a trickling server
   holds a run forever.
+* Scanned: the extracted module passes the op-safety scan
+  (export.safety.check_module) before it is installed, so a module the
+  benchmark would refuse never lands in the cache as usable.
 * Verified on every use: beside each cached module folder `<key>` lies
   `<key>.zoo.json`, written only after a verified download, holding the
   handle, the archive's sha256 and the sha256 of the extracted tree
@@ -39,6 +42,7 @@ import urllib.parse
 import urllib.request
 import uuid
 
+from export import safety
 from export.archive import ARCHIVE_SUFFIXES, ArchiveError, safe_extract
 from zoo.provenance import process_alive, sha256_file, sha256_tree
 
@@ -422,6 +426,7 @@ def _fetch_module(handle, cache_dir, pin, size, limits, report):
         staged = os.path.join(staging, "module")
         safe_extract(archive, staged, max_bytes=limits.max_bytes, require_module=True)
         os.remove(archive)
+        scan(staged, handle)
         install(staged, module_dir)
         write_record(module_dir, handle, got, pinned=pin is not None)
     finally:
@@ -429,6 +434,16 @@ def _fetch_module(handle, cache_dir, pin, size, limits, report):
     pinned = "sha256 verified" if pin else f"sha256 {got[:12]} (unpinned)"
     report(f"{pinned}, extracted to {module_dir}")
     return module_dir
+
+
+def scan(module_dir, handle):
+    """Raises FetchError unless the extracted module passes the op-safety
+    scan (export.safety): a module that would be refused is never cached as
+    usable, so none waits in the cache for the first benchmark run."""
+    try:
+        safety.check_module(module_dir)
+    except (OSError, ValueError) as e:
+        raise FetchError(f"refusing {handle}: {e}; nothing was cached") from None
 
 
 def extract_local(archive_path, cache_dir, limits=None):
@@ -452,6 +467,7 @@ def _extract_local(archive_path, cache_dir, limits):
         safe_extract(
             archive_path, staged, max_bytes=limits.max_bytes, require_module=True
         )
+        scan(staged, archive_path)
         install(staged, module_dir)
         write_record(module_dir, sha, sha, pinned=True)
     finally:

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from benchmark import modules, safety
+from benchmark import modules
 from benchmark.modules import ModuleError
+from export import safety
 from zoo.provenance import sha256_tree
 
 IMAGES = tf.TensorSpec([None, None, None, 3], tf.float32)

@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from benchmark import safety
 from benchmark.modules import ModuleError, load_module
+from export import safety
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEC = tf.TensorSpec([None, 8, 8, 3], tf.float32)

@@ -128,8 +128,10 @@ def sha256_tree(root):
                     f"{path} is not a regular file (a FIFO, socket or device); "
                     "remove it"
                 )
-            digest.update(rel.encode() + b"\0")
-            digest.update(content.encode() + b"\0")
+            # fsencode: the name's own bytes, so a valid module whose file
+            # names are not UTF-8 hashes too (UTF-8 names hash as before).
+            digest.update(os.fsencode(rel) + b"\0")
+            digest.update(os.fsencode(content) + b"\0")
     return digest.hexdigest()
 
 

@@ -11,7 +11,7 @@ stand-in, whose pathology j is digit j of 0-4, the module's own classes;
 ImageNet-OOD clean top-1 0.96 on digits 0-4, mean error 0.29 under three
 generated corruptions; calibration NLL 0.12, ECE 0.03).
 The data needs no download: scikit-learn's digits and a CheXpert-format copy
-of them (`chexpert:digits`).
+of them (`chexpert:digits`). A sandboxed run is stopped after 10 minutes.
 """
 
 from benchmark.config import BenchmarkConfig, evaluation
@@ -22,6 +22,7 @@ def get_config():
     return BenchmarkConfig(
         name="smoke",
         datasets=("digits_5to9",),
+        time_limit_s=600,  # a sandboxed smoke run takes about a minute
         evaluations=(
             evaluation("linear_probe"),
             evaluation("knn"),

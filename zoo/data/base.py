@@ -71,6 +71,18 @@ class ImageDataset(abc.ABC):
     def fingerprint(self):
         """Returns a short hex string that changes when the selected data does."""
 
+    def source_paths(self):
+        """Returns the files and folders this dataset reads (what a sandboxed
+        benchmark run is given, read-only); () for data a package ships."""
+        return ()
+
+    def size_hint(self, max_per_class=None):
+        """Returns about how many images all splits hold after
+        `max_per_class` (for time bounds; no pass over the data)."""
+        return sum(
+            self.num_examples(s, max_per_class=max_per_class) for s in self.splits
+        )
+
     def labels(self, split, *, max_per_class=None):
         """Returns the int64 numpy labels of `split`, in `as_dataset` order."""
         labels = self._all_labels(self._check_split(split))

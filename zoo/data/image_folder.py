@@ -127,6 +127,10 @@ class ImageFolderDataset(ImageDataset):
         self._files = {s: self._list_split(s, d) for s, d in split_dirs.items()}
         self._fingerprint = None
 
+    def source_paths(self):
+        """Returns the image folder."""
+        return (self.root,)
+
     def _list_split(self, split, folder):
         """Returns (relative paths, labels) of the images of one split."""
         _check_same_classes(self.root, split, _subdirs(folder), self.class_names)

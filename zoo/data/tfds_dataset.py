@@ -193,6 +193,17 @@ class TfdsDataset(ImageDataset):
             )
         return self._labels[split]
 
+    def source_paths(self):
+        """Returns the prepared data's folder (every version of the builder)."""
+        return (os.path.dirname(self._builder.data_dir),)
+
+    def size_hint(self, max_per_class=None):
+        """Returns the split sizes TFDS records, capped at max_per_class x
+        classes (no pass over the data)."""
+        cap = max_per_class * self.num_classes if max_per_class else None
+        sizes = [split.num_examples for split in self._builder.info.splits.values()]
+        return sum(min(n, cap) if cap else n for n in sizes)
+
     def num_examples(self, split, *, max_per_class=None):
         """Returns the size of `split`; with `max_per_class`, after one
         label-only pass over it."""

@@ -42,6 +42,7 @@ descriptor file) are refused when that attribute points outside the process.
 import collections
 import dataclasses
 import os
+import stat
 
 from tensorflow.core.protobuf import saved_model_pb2
 
@@ -311,20 +312,50 @@ class Finding:
     node: str
 
 
+class ScanLimitError(ValueError):
+    """A module over the scan's own bounds (SCAN_LIMITS); one line."""
+
+
+# The scan's own bounds: a module over them is refused, never half-read.
+MAX_GRAPH_BYTES = 1 << 30  # saved_model.pb (the weights live beside it)
+MAX_NODES = 5_000_000  # graph and function nodes, all meta graphs together
+MAX_CALL_DEPTH = 256  # functions calling functions; real modules nest < 30
+
+
 def unsafe_ops(saved_model_dir):
     """Returns the `Finding`s of the SavedModel in `saved_model_dir`, [] if safe.
 
     Reads `saved_model.pb` (what tf.saved_model.load reads first) and scans
     every meta graph: its graph nodes and all function-library functions.
-    Raises OSError if the file is missing and ValueError if it does not parse.
+    Raises OSError if the file is missing, ValueError if it does not parse
+    and ScanLimitError if it is over the scan's bounds (MAX_GRAPH_BYTES,
+    MAX_NODES, MAX_CALL_DEPTH). The scan is iterative: no graph shape makes
+    it recurse.
     """
+    path = os.path.join(saved_model_dir, "saved_model.pb")
+    size = os.path.getsize(path)
+    if size > MAX_GRAPH_BYTES:
+        raise ScanLimitError(
+            f"saved_model.pb is {size:,} bytes, over the scan's bound of "
+            f"{MAX_GRAPH_BYTES:,} (an image module's graph is far smaller)"
+        )
     proto = saved_model_pb2.SavedModel()
-    with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
+    with open(path, "rb") as f:
         data = f.read()
     try:
         proto.ParseFromString(data)
     except Exception as error:  # noqa: BLE001 - protobuf's DecodeError and kin
-        raise ValueError(f"saved_model.pb does not parse: {error}") from None
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"saved_model.pb does not parse: {reason}") from None
+    nodes = sum(
+        len(m.graph_def.node)
+        + sum(len(f.node_def) for f in m.graph_def.library.function)
+        for m in proto.meta_graphs
+    )
+    if nodes > MAX_NODES:
+        raise ScanLimitError(
+            f"its graph has {nodes:,} nodes, over the scan's bound of {MAX_NODES:,}"
+        )
     findings = []
     for meta_graph in proto.meta_graphs:
         findings += _scan_meta_graph(meta_graph)
@@ -335,29 +366,172 @@ def _scan_meta_graph(meta_graph):
     """Returns the Findings of one MetaGraphDef."""
     graph = meta_graph.graph_def
     functions = {f.signature.name: f for f in graph.library.function}
-    saver_def = meta_graph.saver_def
-    saver_nodes = _saver_nodes(graph, saver_def)
-    saver_functions = _reachable_functions(
-        [n for n in graph.node if n.name in saver_nodes], functions, ()
-    )
-    other_roots = [n for n in graph.node if n.name not in saver_nodes]
-    # Every library function may run (object-graph functions have no caller
-    # in the graph), so everything but the saver's own functions is a root.
-    other_functions = _reachable_functions(
-        other_roots, functions, [f for f in functions if f not in saver_functions]
-    )
-    trusted = saver_functions - other_functions
-    findings = [
-        finding
-        for node in graph.node
-        if (finding := _check_node(node, "graph", node.name in saver_nodes, functions))
-    ]
+    _check_call_depth(functions)
+    saver_nodes, saver_functions, findings = _saver_shape(meta_graph, functions)
+    for node in graph.node:
+        finding = _check_node(node, "graph", node.name in saver_nodes, functions)
+        if finding:
+            findings.append(finding)
     for name, function in functions.items():
         for node in function.node_def:
-            finding = _check_node(node, name, name in trusted, functions)
+            finding = _check_node(node, name, name in saver_functions, functions)
             if finding:
                 findings.append(finding)
-    return findings + _restore_path_findings(graph, saver_def, functions)
+    return findings + _restore_path_findings(graph, meta_graph.saver_def, functions)
+
+
+def _check_call_depth(functions):
+    """Raises ScanLimitError when functions call each other in a cycle or
+    more than MAX_CALL_DEPTH deep (an explicit stack, no recursion)."""
+    callees = {
+        name: {c for n in f.node_def for c in _called_functions(n, functions)}
+        for name, f in functions.items()
+    }
+    depth, on_path = {}, set()
+    for root in callees:
+        stack = [(root, iter(sorted(callees[root] & functions.keys())))]
+        on_path.add(root)
+        while stack:
+            name, pending = stack[-1]
+            callee = next(pending, None)
+            if callee is None:
+                stack.pop()
+                on_path.discard(name)
+                depth[name] = 1 + max(
+                    (depth[c] for c in callees[name] if c in functions), default=0
+                )
+                if depth[name] > MAX_CALL_DEPTH:
+                    raise ScanLimitError(
+                        "its functions call each other more than "
+                        f"{MAX_CALL_DEPTH} deep (through {name}), the scan's bound"
+                    )
+            elif callee in on_path:
+                raise ScanLimitError(
+                    f"function {callee} calls itself (through {name}); TensorFlow "
+                    "functions do not recurse"
+                )
+            elif callee not in depth:
+                on_path.add(callee)
+                stack.append((callee, iter(sorted(callees[callee] & functions.keys()))))
+
+
+FORGED = f"{FILE_SYSTEM}: a saver that is not the one TensorFlow writes"
+
+# What TensorFlow's savers put in the graph (TF1 Saver nodes, TF2's two
+# calls) and in the functions those calls name (TF2's traced save / restore).
+SAVER_GRAPH_OPS = (ALLOWED_OPS | CHECKPOINT_OPS) - frozenset(
+    {
+        "If", "StatelessIf", "While", "StatelessWhile", "Case", "StatelessCase",
+        "Switch", "Merge", "Enter", "Exit", "NextIteration", "LoopCond",
+    }
+)  # fmt: skip
+SAVER_FUNCTION_OPS = CHECKPOINT_OPS | frozenset(
+    {
+        "Const", "Identity", "IdentityN", "NoOp", "DisableCopyOnRead",
+        "ReadVariableOp", "AssignVariableOp", "StringJoin", "ShardedFilename",
+        "StaticRegexFullMatch", "Select", "SelectV2", "Pack",
+    }
+)  # fmt: skip
+
+
+def _saver_shape(meta_graph, functions):
+    """Returns (saver graph nodes, saver functions, Findings): the subgraph
+    `saver_def` names, checked against the shape TensorFlow's savers write.
+
+    The module wrote `saver_def` and its subgraph itself, so nothing in it is
+    taken on trust: its nodes may hold only saver ops; the functions they
+    call (TF2's traced save and restore) only saver ops and no calls; no
+    other graph node, library function, saved object or signature may call
+    those functions or depend on a checkpoint op or call of the subgraph.
+    Checkpoint ops are allowed in these nodes and functions alone.
+    """
+    graph, saver_def = meta_graph.graph_def, meta_graph.saver_def
+    by_name = {n.name: n for n in graph.node}
+    roots = [
+        _node_name(t)
+        for t in (saver_def.save_tensor_name, saver_def.restore_op_name)
+        if t
+    ]
+    nodes = _ancestors(by_name, roots)
+    findings = []
+
+    def forged(node, where, why):
+        findings.append(Finding(node.op, f"{FORGED} ({why})", where, node.name))
+
+    saver_functions = set()
+    for name in sorted(nodes):
+        node = by_name[name]
+        if node.op not in SAVER_GRAPH_OPS and node.op not in functions:
+            forged(node, "graph (saver)", f"op {node.op} in the saver's subgraph")
+        saver_functions.update(_called_functions(node, functions))
+    saver_functions &= functions.keys()
+    for name in sorted(saver_functions):
+        for node in functions[name].node_def:
+            if node.op not in SAVER_FUNCTION_OPS:
+                forged(node, name, f"saver function holds {node.op}")
+    for node in graph.node:
+        if node.name not in nodes:
+            for callee in saver_functions & set(_called_functions(node, functions)):
+                forged(node, "graph", f"calls the saver function {callee}")
+    for name, function in functions.items():
+        if name not in saver_functions:
+            for node in function.node_def:
+                for callee in saver_functions & set(_called_functions(node, functions)):
+                    forged(node, name, f"calls the saver function {callee}")
+    for callee in sorted(saver_functions & _object_functions(meta_graph)):
+        findings.append(
+            Finding(
+                callee, f"{FORGED} (a saved object calls it)", "object graph", callee
+            )
+        )
+    active = _saver_dependents(by_name, nodes, functions)
+    for node in graph.node:
+        if node.name not in nodes:
+            for source in map(_node_name, node.input):
+                if source in active:
+                    forged(node, "graph", f"depends on the saver's {source}")
+    for key, signature in meta_graph.signature_def.items():
+        for tensor in [*signature.inputs.values(), *signature.outputs.values()]:
+            if _node_name(tensor.name) in active:
+                node = by_name[_node_name(tensor.name)]
+                forged(node, f"signature {key}", "a signature reads the saver")
+    return nodes, saver_functions, findings
+
+
+def _saver_dependents(by_name, nodes, functions):
+    """Returns the saver nodes that are checkpoint ops or calls, and every
+    saver node that depends on one (what only the saver may consume)."""
+    consumers = collections.defaultdict(list)
+    for name in nodes:
+        for source in map(_node_name, by_name[name].input):
+            consumers[source].append(name)
+    stack = [
+        name
+        for name in nodes
+        if by_name[name].op in CHECKPOINT_OPS
+        or _called_functions(by_name[name], functions)
+    ]
+    active = set()
+    while stack:
+        name = stack.pop()
+        if name not in active:
+            active.add(name)
+            stack += consumers[name]
+    return active
+
+
+def _object_functions(meta_graph):
+    """Returns the names of the functions the saved objects can call (their
+    methods, concrete functions and signatures)."""
+    graph = meta_graph.object_graph_def
+    names = set(graph.concrete_functions)
+    for node in graph.nodes:
+        kind = node.WhichOneof("kind")
+        if kind == "function":
+            names.update(node.function.concrete_functions)
+        elif kind == "bare_concrete_function":
+            names.add(node.bare_concrete_function.concrete_function_name)
+    return names
 
 
 def _check_node(node, where, in_saver, functions):
@@ -398,7 +572,12 @@ def _restore_path_findings(graph, saver_def, functions):
                 Finding(node.op, RESTORE_ELSEWHERE, "graph (restore path)", node.name)
             )
         for callee, args in _calls(node, functions):
-            for index in _prefix_args(callee, functions, set()):
+            indices, elsewhere = _prefix_args(callee, functions)
+            findings += [
+                Finding(n.op, RESTORE_ELSEWHERE, f"{callee} (restore path)", n.name)
+                for n in elsewhere
+            ]
+            for index in sorted(indices):
                 source = args[index] if index < len(args) else ""
                 if _trace(by_name, source) != ("node", feed):
                     findings.append(
@@ -470,39 +649,23 @@ def _calls(node, functions):
         yield node.attr["f"].func.name, inputs
 
 
-def _prefix_args(name, functions, visiting):
-    """Returns the argument indices of function `name` that reach the prefix
-    of a restore op inside it (directly or through calls)."""
-    if name in visiting:
-        return set()
-    visiting = visiting | {name}
+def _prefix_args(name, functions):
+    """Returns (argument indices that reach the prefix of a restore op in
+    function `name`, its restore nodes whose prefix is no argument). Only its
+    own nodes are read: a saver function that calls another is refused by
+    `_saver_shape`."""
     function = functions[name]
     args = [a.name for a in function.signature.input_arg]
     by_name = {n.name: n for n in function.node_def}
-    indices = set()
+    indices, elsewhere = set(), []
     for node in function.node_def:
-        if node.op in RESTORE_OPS and node.input:
-            kind, where = _trace(by_name, node.input[0], args)
+        if node.op in RESTORE_OPS:
+            kind, where = _trace(by_name, node.input[0] if node.input else "", args)
             if kind == "arg":
                 indices.add(where)
-        for callee, inputs in _calls(node, functions):
-            for index in _prefix_args(callee, functions, visiting):
-                if index < len(inputs):
-                    kind, where = _trace(by_name, inputs[index], args)
-                    if kind == "arg":
-                        indices.add(where)
-    return indices
-
-
-def _saver_nodes(graph, saver_def):
-    """Returns the names of the graph nodes the saver's save/restore ops need."""
-    by_name = {n.name: n for n in graph.node}
-    roots = [
-        _node_name(t)
-        for t in (saver_def.save_tensor_name, saver_def.restore_op_name)
-        if t
-    ]
-    return _ancestors(by_name, roots)
+            else:
+                elsewhere.append(node)
+    return indices, elsewhere
 
 
 def _reachable_functions(nodes, functions, extra_roots):
@@ -536,6 +699,57 @@ def _called_functions(node, functions):
 def _node_name(tensor_name):
     """Returns the node name of "node:0" or "^node"."""
     return tensor_name.lstrip("^").split(":")[0]
+
+
+class UnsafeModuleError(ValueError):
+    """A module the scan refuses; the message says why in one line."""
+
+
+def check_module(saved_model_dir):
+    """Raises UnsafeModuleError unless the module folder holds only regular
+    files and folders (a symlink could point at /dev/zero or out of the
+    module, a FIFO blocks whoever opens it) and its SavedModel passes
+    `unsafe_ops` within the scan's bounds. OSError / ValueError: no readable
+    SavedModel there. Nothing from the module runs."""
+    special = _first_special_entry(saved_model_dir)
+    if special:
+        raise UnsafeModuleError(
+            f"{special} is {_kind(special)}, and a module folder may hold only "
+            "regular files and folders"
+        )
+    try:
+        findings = unsafe_ops(saved_model_dir)
+    except ScanLimitError as e:
+        raise UnsafeModuleError(str(e)) from None
+    if findings:
+        raise UnsafeModuleError(
+            f"it contains {summarise(findings)}; benchmark modules must be pure "
+            "functions of their images (docs/protocols.md, op safety)"
+        )
+
+
+def _first_special_entry(root):
+    """Returns the first entry below `root` that is a symlink or not a regular
+    file or folder, or None (nothing is followed or opened)."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in sorted(dirnames + filenames):
+            path = os.path.join(dirpath, name)
+            mode = os.lstat(path).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                return path
+    return None
+
+
+def _kind(path):
+    """Returns what a special entry is, in words."""
+    mode = os.lstat(path).st_mode
+    if stat.S_ISLNK(mode):
+        return f"a symlink to {os.readlink(path)}"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device"
 
 
 def summarise(findings):
