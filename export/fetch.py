@@ -42,7 +42,6 @@ import urllib.parse
 import urllib.request
 import uuid
 
-from export import safety
 from export.archive import ARCHIVE_SUFFIXES, ArchiveError, safe_extract
 from zoo.provenance import process_alive, sha256_file, sha256_tree
 
@@ -440,6 +439,8 @@ def scan(module_dir, handle):
     """Raises FetchError unless the extracted module passes the op-safety
     scan (export.safety): a module that would be refused is never cached as
     usable, so none waits in the cache for the first benchmark run."""
+    from export import safety  # protobuf and TensorFlow: not at CLI start-up
+
     try:
         safety.check_module(module_dir)
     except (OSError, ValueError) as e:
