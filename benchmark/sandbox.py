@@ -12,9 +12,9 @@ behaviour changes between TensorFlow versions):
   installation and the project's packages (`system_view`), the module
   folder, the data it is given and this module's own feature-cache
   entries; writable, only the run's own folder (its TMPDIR, HOME, rows and
-  new cache entries). No home folder, no repository, no other module's
-  cache entries, no /etc beyond a few system files, no other user's files:
-  what is not in the view does not exist there. The parent adopts the new
+  new cache entries); /tmp is empty and read-only. No home folder, no repository, no
+  other module's cache entries, no /etc beyond a few system files, no other
+  user's files: what is not in the view does not exist there. The parent adopts the new
   cache entries after checking each one (benchmark.extract.FeatureCache.adopt);
 * limits: address space (`--sandbox_memory_gb`), size of any file written
   (`--sandbox_file_gb`), wall time (`--sandbox_time_s`, by default the
@@ -179,13 +179,15 @@ def _bwrap(argv, view):
         cmd += ["--symlink", target, path]
     for kind, source, target in view.binds():
         cmd += ["--ro-bind" if kind == "ro" else "--bind", source, target]
-    cmd += ["--dir", view.cwd, "--chdir", view.cwd]
+    cmd += ["--dir", view.cwd, "--remount-ro", "/tmp", "--remount-ro", "/"]
+    cmd += ["--chdir", view.cwd]
     cmd += ["--unshare-net", "--unshare-pid", "--unshare-ipc"]
     cmd += ["--die-with-parent", "--new-session", "--"]
     return cmd + list(argv)
 
 
-# Inside new user, mount, network and PID namespaces: an empty tmpfs root,
+# Inside new user, mount, network and PID namespaces: an empty tmpfs root
+# (read-only once built, and so is its /tmp),
 # /dev with only its harmless devices, /proc and /tmp, then the view's
 # links and binds (read-only ones remounted so), then chroot into it. The
 # arguments: ROOT, then KIND SOURCE TARGET triples (ro, rw, ln), then --,
@@ -215,6 +217,8 @@ done
 shift
 cwd=$1; shift
 mkdir -p "$root$cwd"
+mount -o remount,ro "$root/tmp"
+mount -o remount,ro zoo-sandbox "$root"
 exec chroot "$root" /bin/sh -c 'cd "$0" && exec "$@"' "$cwd" "$@"
 """
 

@@ -191,7 +191,8 @@ def test_inside_the_sandbox_nothing_outside_its_view_can_be_read(arena, tool, tm
     )
     argv = [sys.executable, "-c", code, modules["read"], json.dumps(hidden)]
     limits = sandbox.Limits.create(memory_gb=8, time_s=300)
-    status = sandbox.run(tool, argv, view, limits, env=ENV)
+    env = dict(ENV, TMPDIR=str(out_dir))  # the sandbox's /tmp is read-only
+    status = sandbox.run(tool, argv, view, limits, env=env)
     assert status == 0
     seen = json.loads((out_dir / "seen.json").read_text())
     assert seen.pop("restore") != "read"
