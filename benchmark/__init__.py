@@ -1,17 +1,73 @@
 """The benchmark: scores any image module and keeps the leaderboard.
 
-Layout (one of each per job):
-  configs/ + config.py   benchmark configs (what runs on which data) and
-                         the --set override syntax
-  harness.py             the one harness loop and the leaderboard rows
-  context.py             what an evaluator is given (module, data, outputs)
-  evaluators/            one evaluator per file, one registry (EVALUATORS)
-  modules.py             the one module type: loading, contract, safety scan
-  extract.py             the one cached extraction loop (features, logits)
-  datasets.py            dataset specs: transfer sets, ImageNet sets,
-                         CheXpert, and zoo.data's (digits, tfds:, folders)
-  logistic.py, neighbours.py, metrics.py, roc.py
-                         solvers and metrics the evaluators share
-  leaderboard.py         the results CSV; main.py and leaderboard_main.py
-                         are the thin zoo-benchmark / zoo-leaderboard CLIs
+From Python (the README's "From Python"; the CLIs are thin shells over it):
+
+    import benchmark
+    results = benchmark.evaluate("path/to/module", config="smoke",
+                                 evaluations=["knn"])
+    print(results)               # a markdown table
+    results.to_csv("runs/mine.csv")
+    rows = benchmark.read_leaderboard("leaderboard.csv")
+
+docs/architecture.md shows how the package is laid out and which part may
+import which.
 """
+
+
+def evaluate(
+    module,
+    *,
+    config="smoke",
+    datasets=None,
+    evaluations=None,
+    leaderboard=None,
+    cache_dir=None,
+    data_dir=None,
+    sandbox="auto",
+    report=print,
+    **module_options,
+):
+    """Scores `module` with a benchmark config and returns its `Results`.
+
+    Args:
+      module: a handle (SavedModel folder, .tar.gz, URL, catalog name) or an
+        in-memory `keras.Model` or callable from float32 images [batch, size,
+        size, 3] in [0, 1] to features [batch, dim] (saved as a SavedModel in
+        a temporary folder for the run, then scored like any module).
+      config: a config name (benchmark/configs) or a .py file.
+      datasets, evaluations: the config's datasets / only these evaluators.
+      leaderboard: a CSV to append the rows to (None: none).
+      cache_dir: the feature cache folder (None: no disk cache).
+      data_dir: the prepared TFDS data folder.
+      sandbox: "auto", "require" or "off" (as zoo-benchmark --sandbox).
+      report: receives progress lines (None: silent).
+      **module_options: image_size, signature, output, value_range
+        (benchmark.request.ModuleOptions), and any other RunRequest field
+        (max_per_class=..., overrides=("knn.weighted=true",), ...).
+
+    Raises ValueError (one line) for bad input or a refused module.
+    """
+    from benchmark.api import evaluate as run
+
+    return run(
+        module,
+        config=config,
+        datasets=datasets,
+        evaluations=evaluations,
+        leaderboard=leaderboard,
+        cache_dir=cache_dir,
+        data_dir=data_dir,
+        sandbox=sandbox,
+        report=report,
+        **module_options,
+    )
+
+
+def read_leaderboard(path):
+    """Returns the rows (dicts of the leaderboard schema) of the CSV at `path`."""
+    from benchmark.leaderboard import read_rows
+
+    return read_rows(path)
+
+
+__all__ = ["evaluate", "read_leaderboard"]

@@ -8,7 +8,8 @@ The plan's jobs are, in a fixed order, one per (module, evaluation of the
 config, dataset) for evaluations that run on the config's `datasets`, and one
 per (module, evaluation) for those with their own data. Job j belongs to
 shard I of N when j % N == I. Each job is the plain single-module command
-(`zoo-benchmark --module=M --evaluations=E [--datasets=D] --bundle=...`,
+(the plan's RunRequest with module M, evaluations E [and datasets D],
+written to DIR/.requests/<key>.json and run as `zoo-benchmark --request=...`,
 sandboxed as usual) writing its bundle to DIR/<key>, the key a sha256 of
 everything that determines its result (module handle, config, overrides,
 evaluation, dataset, input overrides). A job whose bundle is already there
@@ -68,44 +69,36 @@ def plan_jobs(config, modules, only=None):
     return jobs
 
 
-def job_key(job, flags):
+def job_key(job, request):
     """Returns the content key of a job: what determines its result."""
+    options = request.options
     identity = {
         "module": job.module,
         "evaluation": job.evaluation,
         "dataset": job.dataset,
-        "config": flags.config,
-        "set": list(flags.set),
-        "max_per_class": flags.max_per_class,
-        "batch_size": flags.batch_size,
-        "load": [flags.image_size, flags.signature, flags.value_range, flags.output],
+        "config": request.config,
+        "set": list(request.overrides),
+        "max_per_class": request.max_per_class,
+        "batch_size": request.batch_size,
+        "load": [
+            options.image_size,
+            options.signature,
+            options.value_range,
+            options.output,
+        ],
     }
     return hashlib.sha256(bundles.canonical(identity)).hexdigest()[:24]
 
 
-def job_command(job, flags, out):
-    """Returns the single-module command of a job (its bundle at `out`)."""
-    cmd = [sys.executable, "-m", "benchmark.main", f"--module={job.module}"]
-    cmd += [f"--config={flags.config}", f"--evaluations={job.evaluation}"]
-    cmd += [f"--set={item}" for item in flags.set]
-    if job.dataset:
-        cmd.append(f"--datasets={job.dataset}")
-    for name in (
-        "max_per_class",
-        "batch_size",
-        "image_size",
-        "signature",
-        "value_range",
-        "output",
-        "data_dir",
-        "cache_dir",
-        "strategy",
-        "sandbox",
-    ):
-        value = getattr(flags, name)
-        if value is not None:
-            cmd.append(f"--{name}={value}")
-    return cmd + [f"--bundle={out}", "--leaderboard="]
+def job_request(job, request, out):
+    """Returns the plan's request narrowed to one job (its bundle at `out`)."""
+    return request.replace(
+        module=job.module,
+        evaluations=(job.evaluation,),
+        datasets=(job.dataset,) if job.dataset else request.datasets,
+        bundle=out,
+        leaderboard=None,
+    )
 
 
 def done(path):
@@ -118,47 +111,50 @@ def done(path):
         return False
 
 
-def run_plan(flags, config):
-    """Runs this process's shard of the plan; returns the bundle paths."""
-    if not flags.modules:
+def run_plan(request, modules, shard, bundle_root):
+    """Runs this process's shard of the plan of `request` over `modules`;
+    returns the bundle paths."""
+    from zoo.files import write_atomic
+
+    if not modules:
         raise ValueError("--shard needs a plan: pass --modules=A[,B...]")
-    if not flags.bundle_root:
+    if not bundle_root:
         raise ValueError("a plan writes one bundle per job: pass --bundle_root=DIR")
-    if flags.module or flags.bundle:
+    if request.module or request.bundle:
         raise ValueError(
             "a plan takes --modules and --bundle_root, not --module/--bundle"
         )
-    index, count = parse_shard(flags.shard)
-    jobs = plan_jobs(config, flags.modules, flags.evaluations)
+    index, count = parse_shard(shard)
+    jobs = plan_jobs(request.load_config(), modules, request.evaluations)
     mine = [j for i, j in enumerate(jobs) if i % count == index]
-    os.makedirs(flags.bundle_root, exist_ok=True)
+    requests = os.path.join(bundle_root, ".requests")
+    os.makedirs(requests, exist_ok=True)
     print(
         f"[plan] {len(jobs)} jobs, shard {index}/{count} runs {len(mine)}", flush=True
     )
     paths, failed = [], []
     for n, job in enumerate(mine, start=1):
-        out = os.path.join(flags.bundle_root, job_key(job, flags))
+        key = job_key(job, request)
+        out = os.path.join(bundle_root, key)
         what = f"{job.module} {job.evaluation} {job.dataset or '(own data)'}"
         paths.append(out)
         if done(out):
             print(f"[plan] {n}/{len(mine)} done already: {what}", flush=True)
             continue
         print(f"[plan] {n}/{len(mine)} running: {what}", flush=True)
-        result = subprocess.run(job_command(job, flags, out))
-        if result.returncode != 0:
+        path = os.path.join(requests, f"{key}.json")
+        job_request(job, request, out).write(path)
+        cmd = [sys.executable, "-m", "benchmark.main", f"--request={path}"]
+        if subprocess.run(cmd).returncode != 0:
             failed.append(what)
-    with open(os.path.join(flags.bundle_root, "plan.json.tmp"), "w") as f:
-        json.dump([dataclasses.asdict(j) for j in jobs], f, indent=1)
-    os.replace(
-        os.path.join(flags.bundle_root, "plan.json.tmp"),
-        os.path.join(flags.bundle_root, "plan.json"),
-    )
+    plan = json.dumps([dataclasses.asdict(j) for j in jobs], indent=1)
+    write_atomic(os.path.join(bundle_root, "plan.json"), plan)
     if failed:
         raise ValueError(
             f"{len(failed)} of {len(mine)} jobs failed ({'; '.join(failed)}); rerun "
             "the same command to retry only those"
         )
-    print(f"[plan] shard {index}/{count}: {len(mine)} bundles in {flags.bundle_root}")
+    print(f"[plan] shard {index}/{count}: {len(mine)} bundles in {bundle_root}")
     return paths
 
 

@@ -296,11 +296,11 @@ def _apply_limits(limits):
     return preexec
 
 
-def run(tool, argv, view, limits, env=None, stderr=None):
+def run(tool, argv, view, limits, env=None, stderr=None, stdout=None):
     """Runs `argv` under `tool`, seeing only `view` (a View), within `limits`
     and returns its exit status; raises SandboxError (one line naming the
     limit) when the child was killed by a signal or ran out of time. stdout
-    is inherited (progress streams)."""
+    is inherited (progress streams) unless `stdout` is given."""
     import tempfile
 
     env = dict(os.environ if env is None else env, **{ENV_TOOL: tool})
@@ -308,6 +308,7 @@ def run(tool, argv, view, limits, env=None, stderr=None):
         proc = subprocess.Popen(
             command(tool, argv, view, root),
             env=env,
+            stdout=stdout,
             stderr=stderr,
             preexec_fn=_apply_limits(limits),
         )

@@ -13,21 +13,43 @@ from benchmark import leaderboard
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def rerun_rows(b, evaluations, sandbox="auto", report=print):
-    """Re-runs `evaluations` of bundle `b` on this machine (zoo-benchmark,
-    sandboxed by default) and returns (rows, failure line or None)."""
+def bundle_request(b):
+    """Returns the RunRequest bundle `b` was measured with: the one its
+    manifest stores, or, for a bundle written before requests existed, one
+    rebuilt from its handle, config, overrides and load options."""
+    from benchmark.request import ModuleOptions, RunRequest
+
     manifest = b.manifest
+    if manifest.get("request"):
+        return RunRequest.from_dict(manifest["request"])
+    load = {k: v for k, v in (manifest.get("load") or {}).items() if v is not None}
+    if "value_range" in load and not isinstance(load["value_range"], str):
+        load["value_range"] = ",".join(str(v) for v in load["value_range"])
+    return RunRequest(
+        module=manifest["handle"],
+        config=manifest.get("config", "smoke"),
+        overrides=tuple(manifest.get("overrides", [])),
+        options=ModuleOptions(**load),
+    )
+
+
+def rerun_rows(b, evaluations, sandbox="auto", report=print):
+    """Re-runs `evaluations` of bundle `b` on this machine from its stored
+    request (zoo-benchmark --request, sandboxed by default) and returns
+    (rows, failure line or None)."""
     with tempfile.TemporaryDirectory() as tmp:
         board = os.path.join(tmp, "rerun.csv")
-        cmd = [sys.executable, "-m", "benchmark.main", f"--module={manifest['handle']}"]
-        cmd += [f"--config={manifest.get('config', 'smoke')}"]
-        cmd += [f"--set={item}" for item in manifest.get("overrides", [])]
-        cmd += [f"--evaluations={','.join(evaluations)}", f"--leaderboard={board}"]
-        cmd += [f"--cache_dir={os.path.join(tmp, 'cache')}", f"--sandbox={sandbox}"]
-        for name, value in (manifest.get("load") or {}).items():
-            if value is not None:
-                cmd.append(f"--{name}={value}")
-        report(f"[verify] re-running {', '.join(evaluations)} of {manifest['handle']}")
+        request = bundle_request(b).replace(
+            evaluations=tuple(evaluations),
+            leaderboard=board,
+            cache_dir=os.path.join(tmp, "cache"),
+            bundle=None,
+            sandbox=sandbox,
+        )
+        path = os.path.join(tmp, "request.json")
+        request.write(path)
+        cmd = [sys.executable, "-m", "benchmark.main", f"--request={path}"]
+        report(f"[verify] re-running {', '.join(evaluations)} of {request.module}")
         result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
         if result.returncode != 0:
             lines = result.stderr.strip().splitlines() or ["(no message)"]

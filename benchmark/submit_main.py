@@ -10,33 +10,30 @@ Examples:
 The module must be one others can fetch (an http(s)/gs:// URL or a catalog
 name): the maintainers re-hash and re-run it (`zoo-leaderboard verify`). A
 local folder or archive is refused unless --local, for a bundle only you can
-verify. The run is zoo-benchmark's (sandboxed, the op allowlist applies); no
-leaderboard is written. docs/submissions.md describes what happens next.
+verify. The run is zoo-benchmark's: the same run options (--output,
+--signature, --value_range, --image_size, --data_dir, --set, ...), sandboxed,
+the op allowlist applies; no leaderboard is written. The bundle's manifest
+stores the run request, which `zoo-leaderboard verify` re-runs.
+docs/submissions.md describes what happens next.
 """
 
 import os
-import subprocess
-import sys
 
 from absl import flags
 
+from benchmark import request as run_request
+from benchmark.request import define_flags, from_flags
+from export import fetch
 from zoo.cli import run_main
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string(
-    "module", None, "Module handle (a URL or catalog name).", required=True
-)
-flags.DEFINE_string("config", "smoke", "Benchmark config name or .py file.")
-flags.DEFINE_string("bundle", None, "Folder to write the bundle to.", required=True)
+define_flags()  # every zoo-benchmark run option: --output, --signature, ...
+flags.adopt_module_key_flags(fetch)
+flags.adopt_module_key_flags(run_request)
+flags.mark_flags_as_required(["module", "bundle"])
 flags.DEFINE_bool(
     "local", False, "Allow a local module (a bundle only you can verify)."
 )
-flags.DEFINE_multi_string("set", [], "Config override KEY=VALUE (as zoo-benchmark).")
-flags.DEFINE_list("datasets", None, "Dataset specs (as zoo-benchmark).")
-flags.DEFINE_list("evaluations", None, "Run only these evaluators.")
-flags.DEFINE_integer("max_per_class", None, "Cap on images per class and split.")
-flags.DEFINE_integer("image_size", None, "Override the module's input size.")
-flags.DEFINE_string("data_dir", None, "Prepared TFDS data directory.")
 
 
 def fetchable(handle):
@@ -65,18 +62,10 @@ def main(argv):
             "upload, pass its URL or add a catalog entry), or pass --local for a "
             "bundle only you can verify"
         )
-    cmd = [sys.executable, "-m", "benchmark.main", f"--module={FLAGS.module}"]
-    cmd += [f"--config={FLAGS.config}", f"--bundle={FLAGS.bundle}", "--leaderboard="]
-    cmd += [f"--set={item}" for item in FLAGS.set]
-    for name in ("datasets", "evaluations"):
-        if getattr(FLAGS, name):
-            cmd.append(f"--{name}={','.join(getattr(FLAGS, name))}")
-    for name in ("max_per_class", "image_size", "data_dir"):
-        if getattr(FLAGS, name) is not None:
-            cmd.append(f"--{name}={getattr(FLAGS, name)}")
-    code = subprocess.run(cmd).returncode
-    if code:
-        sys.exit(code)  # zoo-benchmark printed its one-line reason
+    from benchmark.runner import execute
+
+    request = from_flags(FLAGS).replace(leaderboard=None)
+    execute(request, report=lambda line: print(line, flush=True))
     print(
         f"bundle ready: {FLAGS.bundle}. Attach it to a pull request "
         "(docs/submissions.md); maintainers run zoo-leaderboard verify on it"

@@ -123,6 +123,21 @@ def set_limits(max_module_mb=None, deadline_s=None):
     return FetchLimits.from_env()
 
 
+@contextlib.contextmanager
+def limits_set(max_module_mb=None, deadline_s=None):
+    """Sets the fetch limits (as `set_limits`) for the `with` block only and
+    restores the environment after it, so library calls leave no trace."""
+    saved = {name: os.environ.get(name) for name in (MAX_MODULE_MB_ENV, DEADLINE_ENV)}
+    try:
+        yield set_limits(max_module_mb, deadline_s)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def define_flags():
     """Defines --max_module_mb and --download_deadline_s (absl) for the CLIs
     that fetch modules; pass their values to `set_limits`."""

@@ -1,0 +1,152 @@
+"""The benchmark as a library: the run request (one description of a run,
+its flags shared by zoo-benchmark and zoo-submit), every module option
+round-tripping through request, bundle and verification, and the Python API
+(the README's "From Python" block) from a plain install outside the
+repository."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from benchmark import bundle as bundles
+from benchmark.request import (
+    FLAG_SPECS,
+    OPTION_FIELDS,
+    ModuleOptions,
+    RunRequest,
+)
+from benchmark.submissions import bundle_request
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+# A value for every module option, as the module below needs them.
+OPTIONS = {
+    "image_size": 16,
+    "signature": "embed",
+    "output": "pooled",
+    "value_range": "0,255",
+}
+
+
+def test_every_module_option_has_a_flag_and_round_trips_through_json():
+    assert set(OPTION_FIELDS) <= {name for name, _, _ in FLAG_SPECS}
+    assert set(OPTIONS) == set(OPTION_FIELDS)  # a new option needs a value here
+    request = RunRequest(
+        module="m", options=ModuleOptions(**OPTIONS), overrides=("knn.k=3",),
+        datasets=("digits_5to9",), evaluations=("knn",), max_per_class=5,
+    )  # fmt: skip
+    text = json.dumps(request.to_dict())
+    assert RunRequest.from_dict(json.loads(text)) == request
+    assert request.replace(output="other").options.output == "other"
+    with pytest.raises(ValueError, match="unknown fields: colour"):
+        RunRequest.from_dict({**request.to_dict(), "colour": 1})
+
+
+def test_zoo_benchmark_and_zoo_submit_share_the_run_flags():
+    for entry in ("benchmark.main", "benchmark.submit_main"):
+        out = subprocess.run(
+            [sys.executable, "-m", entry, "--help"],
+            capture_output=True, text=True, env=ENV, cwd=REPO, timeout=300,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        for name, _, _ in FLAG_SPECS:
+            assert f"--{name}" in out.stdout, (entry, name)
+
+
+class DictModule(tf.Module):
+    """Needs every option: only a named signature, a dict of two outputs,
+    pixels in [0, 255] and one input size."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = tf.Variable(tf.random.stateless_normal([3, 6], seed=[3, 4]))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 16, 16, 3], tf.float32)])
+    def embed(self, images):
+        x = tf.reduce_mean(images / 255.0, axis=[1, 2])
+        pooled = tf.nn.relu(tf.matmul(x, self.w))
+        return {"pooled": pooled, "other": tf.zeros_like(pooled)}
+
+
+@pytest.mark.slow  # zoo-submit and a verification re-run, both sandboxed
+def test_a_module_needing_every_option_is_submitted_and_verified(tmp_path):
+    module = DictModule()
+    path = str(tmp_path / "module")
+    tf.saved_model.save(module, path, signatures={"embed": module.embed})
+    out = tmp_path / "bundle"
+    flags = [f"--{k}={v}" for k, v in OPTIONS.items()]
+    submit = subprocess.run(
+        [sys.executable, "-m", "benchmark.submit_main", f"--module={path}",
+         "--local", "--config=smoke", "--evaluations=knn", f"--bundle={out}",
+         f"--cache_dir={tmp_path / 'cache'}", *flags],
+        capture_output=True, text=True, env=ENV, cwd=REPO, timeout=600,
+    )  # fmt: skip
+    assert submit.returncode == 0, submit.stderr[-2000:]
+    b = bundles.read(str(out))
+    stored = bundle_request(b)
+    assert dataclasses.asdict(stored.options) == OPTIONS
+    assert stored.module == path and stored.evaluations == ("knn",)
+    assert json.loads(b.rows[0]["protocol"])["input"]["output"] == "pooled"
+    verify = subprocess.run(
+        [sys.executable, "-m", "benchmark.leaderboard_main", "verify", str(out),
+         "--rerun=all"],
+        capture_output=True, text=True, env=ENV, cwd=REPO, timeout=600,
+    )  # fmt: skip
+    assert verify.returncode == 0, verify.stdout[-2000:] + verify.stderr[-2000:]
+    assert "re-running knn" in verify.stdout + verify.stderr
+
+
+def _readme_block():
+    text = open(os.path.join(REPO, "README.md")).read()
+    return text.split("## From Python", 1)[1].split("```python", 1)[1].split("```")[0]
+
+
+@pytest.mark.slow  # a non-editable install, then the block's two runs
+def test_the_readme_python_block_runs_from_a_plain_install(tmp_path):
+    site = tmp_path / "site"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+         "--no-build-isolation", "--target", str(site), REPO],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stderr[-2000:]
+    work = tmp_path / "anywhere"
+    work.mkdir()
+    script = (
+        "import benchmark, export, zoo\n"
+        f"assert benchmark.__file__.startswith({str(site)!r}), benchmark.__file__\n"
+        + _readme_block()
+    )
+    env = {**ENV, "PYTHONPATH": str(site)}
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True, text=True, env=env, cwd=work, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "| knn" in run.stdout and "resnet50_cosine_softmax" in run.stdout
+    assert (work / "tiny.csv").exists()
+
+
+def test_evaluate_leaves_process_wide_state_as_it_was(tmp_path):
+    import keras
+
+    import benchmark
+
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs))
+    environ = dict(os.environ)
+    policy = keras.config.dtype_policy().name
+    cwd = os.listdir(os.getcwd())
+    results = benchmark.evaluate(
+        model, evaluations=["knn"], sandbox="off", report=None,
+        max_module_mb=64, download_deadline_s=10,
+    )  # fmt: skip
+    assert results.rows and results.rows[0]["handle"].startswith("in-memory:")
+    assert dict(os.environ) == environ
+    assert keras.config.dtype_policy().name == policy
+    assert os.listdir(os.getcwd()) == cwd  # no cache or leaderboard by default
