@@ -14,8 +14,8 @@ setup(
     include_package_data=True,
     package_data={
         "export": ["catalog.json"],
-        "benchmark": ["data/*.json"],
-        "benchmark.site_assets": ["*.html", "*.js", "*.css"],
+        "benchmark.data": ["*.json"],
+        "benchmark.report.site_assets": ["*.html", "*.js", "*.css"],
     },
     install_requires=[
         "tensorflow>=2.21,<2.22",
@@ -43,10 +43,10 @@ setup(
         "console_scripts": [
             "zoo-train=zoo.main:run",
             "zoo-export=export.main:run",
-            "zoo-benchmark=benchmark.main:run",
-            "zoo-analyze=benchmark.analyze_main:run",
-            "zoo-submit=benchmark.submit_main:run",
-            "zoo-leaderboard=benchmark.leaderboard_main:run",
+            "zoo-benchmark=benchmark.cli.benchmark:run",
+            "zoo-analyze=benchmark.cli.analyze:run",
+            "zoo-submit=benchmark.cli.submit:run",
+            "zoo-leaderboard=benchmark.cli.leaderboard:run",
             "zoo-demo=pipeline.demo_main:run",
             "zoo-matrix=pipeline.matrix_main:run",
             "zoo-pull=export.pull_main:run",

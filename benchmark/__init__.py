@@ -42,12 +42,12 @@ def evaluate(
       sandbox: "auto", "require" or "off" (as zoo-benchmark --sandbox).
       report: receives progress lines (None: silent).
       **module_options: image_size, signature, output, value_range
-        (benchmark.request.ModuleOptions), and any other RunRequest field
+        (benchmark.runner.request.ModuleOptions), and any other RunRequest field
         (max_per_class=..., overrides=("knn.weighted=true",), ...).
 
     Raises ValueError (one line) for bad input or a refused module.
     """
-    from benchmark.api import evaluate as run
+    from benchmark.runner.api import evaluate as run
 
     return run(
         module,
@@ -65,7 +65,7 @@ def evaluate(
 
 def read_leaderboard(path):
     """Returns the rows (dicts of the leaderboard schema) of the CSV at `path`."""
-    from benchmark.leaderboard import read_rows
+    from benchmark.results.leaderboard import read_rows
 
     return read_rows(path)
 

@@ -16,6 +16,7 @@ import tarfile
 import tempfile
 import zlib
 
+from zoo.files import atomic_path, swap_in_folder
 from zoo.provenance import sha256_file
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
@@ -96,18 +97,10 @@ def pack_module(module_dir, out_path):
         raise ArchiveError(f"{out_path} is inside the module it archives")
     parent = os.path.dirname(out_path)
     os.makedirs(parent, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".pack-", suffix=".tmp", dir=parent)
-    try:
-        with os.fdopen(fd, "wb") as raw:
+    with atomic_path(out_path) as tmp:
+        with open(tmp, "wb") as raw:
             _write_tar_gz(module_dir, raw)
-            raw.flush()
-            os.fsync(raw.fileno())
         os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, out_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return sha256_file(out_path)
 
 
@@ -257,7 +250,7 @@ def safe_extract(archive_path, dest_dir, max_bytes=None, require_module=False):
             reason = str(e) or type(e).__name__
             raise ArchiveError(f"{archive_path} is corrupt ({reason})") from None
         os.chmod(staging, _DIR_MODE)
-        os.rename(staging, dest_dir)
+        swap_in_folder(staging, dest_dir)  # dest_dir is absent or empty
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

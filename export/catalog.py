@@ -33,10 +33,10 @@ import re
 import shutil
 import socket
 import tempfile
-import uuid
 
 from export import fetch
 from export.archive import ARCHIVE_SUFFIXES, ArchiveError
+from zoo.files import write_atomic
 
 CATALOG_VERSION = 1
 CATALOG_ENV = "ZOO_CATALOG"
@@ -181,10 +181,7 @@ def _write_descriptor(handle, module_dir, sha256):
         f"Downloader Hostname: {socket.gethostname()} (PID:{os.getpid()})\n"
         f"Archive sha256: {sha256}\n"
     )
-    tmp = f"{module_dir}.descriptor.txt.{uuid.uuid4().hex}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, f"{module_dir}.descriptor.txt")
+    write_atomic(f"{module_dir}.descriptor.txt", text)
 
 
 def _network_error(entry, module_dir, error):

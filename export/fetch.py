@@ -43,6 +43,7 @@ import urllib.request
 import uuid
 
 from export.archive import ARCHIVE_SUFFIXES, ArchiveError, safe_extract
+from zoo.files import swap_in_folder, write_atomic
 from zoo.provenance import process_alive, sha256_file, sha256_tree
 
 MAX_MODULE_MB_ENV = "ZOO_MAX_MODULE_MB"
@@ -138,25 +139,6 @@ def limits_set(max_module_mb=None, deadline_s=None):
                 os.environ[name] = value
 
 
-def define_flags():
-    """Defines --max_module_mb and --download_deadline_s (absl) for the CLIs
-    that fetch modules; pass their values to `set_limits`."""
-    from absl import flags
-
-    flags.DEFINE_float(
-        "max_module_mb",
-        None,
-        "Largest module download and extracted size, MiB (default "
-        f"${MAX_MODULE_MB_ENV} or {DEFAULT_MAX_MODULE_MB}).",
-    )
-    flags.DEFINE_float(
-        "download_deadline_s",
-        None,
-        "Longest a module download may take, s (default "
-        f"${DEADLINE_ENV} or {DEFAULT_DEADLINE_S:g}).",
-    )
-
-
 def cache_key(handle):
     """Returns the folder name tensorflow_hub caches `handle` under: the hex
     sha1 of the handle (compressed_module_resolver._module_dir)."""
@@ -224,10 +206,7 @@ def write_record(module_dir, handle, archive_sha256, pinned):
         "tree_sha256": sha256_tree(module_dir),
         "verified_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    tmp = f"{module_dir}{RECORD_SUFFIX}.{uuid.uuid4().hex}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=1)
-    os.replace(tmp, module_dir + RECORD_SUFFIX)
+    write_atomic(module_dir + RECORD_SUFFIX, json.dumps(record, indent=1))
     return record
 
 
@@ -252,13 +231,8 @@ def cached_module(module_dir, handle, pin=None):
 def install(staged, module_dir):
     """Renames the verified `staged` folder onto `module_dir`, moving aside
     (then deleting) whatever unverified folder was there."""
-    if os.path.lexists(module_dir):
-        aside = new_staging(module_dir)
-        os.rmdir(aside)
-        os.rename(module_dir, aside)
-        shutil.rmtree(aside, ignore_errors=True)
     try:
-        os.rename(staged, module_dir)
+        swap_in_folder(staged, module_dir)
     except OSError:  # A concurrent fetch won; it holds the same verified bytes.
         if not os.path.isfile(os.path.join(module_dir, "saved_model.pb")):
             raise

@@ -17,8 +17,8 @@ import sys
 
 from absl import flags
 
-from export import fetch
-from export.fetch import define_flags as define_fetch_flags
+from export import flags as fetch_flags
+from export.flags import define_fetch_flags
 from zoo.cli import run_main
 
 FLAGS = flags.FLAGS
@@ -26,7 +26,7 @@ flags.DEFINE_bool("list", False, "Print the catalog as a table and exit.")
 flags.DEFINE_string("catalog", None, "Catalog JSON file (default $ZOO_CATALOG).")
 flags.DEFINE_string("cache_dir", None, "Cache folder (default TF-Hub's cache).")
 define_fetch_flags()
-flags.adopt_module_key_flags(fetch)
+flags.adopt_module_key_flags(fetch_flags)
 
 
 def main(argv):

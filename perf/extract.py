@@ -1,9 +1,9 @@
 """Feature-extraction throughput: the harness vs the bare forward pass.
 
 In one process, on the same images and the same module:
-  bare: the batches of `benchmark.extract.preprocessed_batches` are first
+  bare: the batches of `benchmark.features.extract.preprocessed_batches` are first
       materialised in memory, then only `module(images)` -> numpy is timed;
-  harness: `benchmark.extract.extract_split` on the same split: reads and
+  harness: `benchmark.features.extract.extract_split` on the same split: reads and
       decodes the files, preprocesses them (resize shorter side, center
       crop) in a parallel tf.data map, batches, prefetches, runs the module,
       converts to numpy and checks the features.
@@ -18,7 +18,7 @@ pass's speed the input pipeline keeps (target >= 0.9). Two measures:
 
 The module is a randomly initialised zoo ResNet-50 (full width at 224 x 224
 by default: the paper's module; --width and --image_size shrink it), saved as
-a SavedModel and loaded through `benchmark.modules.load_module` (op-safety
+a SavedModel and loaded through `benchmark.modules.loading.load_module` (op-safety
 scan and contract included), so the forward pass is the benchmark's own. The
 data is an image folder split (--folder: by default the CIFAR-10 test folder
 of the team's data checkout when it is there, --max_per_class images per
@@ -47,8 +47,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from benchmark.extract import extract_split, preprocessed_batches
-from benchmark.modules import load_module
+from benchmark.features.extract import extract_split, preprocessed_batches
+from benchmark.modules.loading import load_module
 from zoo.data import load_dataset
 from zoo.models import create_backbone
 

@@ -37,10 +37,10 @@ import numpy as np
 from linear_probe import make_features  # perf/linear_probe.py, beside this file
 from sklearn.neighbors import KNeighborsClassifier
 
-from benchmark import metrics
 from benchmark.evaluators.knn import KNN
-from benchmark.features import FeatureSet
-from benchmark.neighbours import knn_predict
+from benchmark.features.feature_set import FeatureSet
+from benchmark.stats import metrics
+from benchmark.stats.neighbours import knn_predict
 
 
 def sklearn_protocol(train_x, train_y, test_x, test_y, evaluator):

@@ -41,9 +41,9 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
-from benchmark import logistic, metrics
 from benchmark.evaluators import linear_probe
-from benchmark.features import FeatureSet
+from benchmark.features.feature_set import FeatureSet
+from benchmark.stats import logistic, metrics
 
 LATENT_DIM = 32
 

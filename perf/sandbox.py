@@ -39,7 +39,7 @@ def run_once(module, mode, work, image_size):
     cmd = [
         sys.executable,
         "-m",
-        "benchmark.main",
+        "benchmark.cli.benchmark",
         f"--module={module}",
         "--config=smoke",
         "--evaluations=linear_probe,knn",
@@ -71,7 +71,7 @@ def main(argv=None):
 
     from extract import save_random_resnet50
 
-    from benchmark import sandbox
+    from benchmark.modules import sandbox
 
     tool = sandbox.available_tool()
     if tool is None:

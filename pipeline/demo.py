@@ -9,11 +9,11 @@ transferring to the disjoint digits 5-9.
 import dataclasses
 import os
 
-from benchmark import leaderboard
-from benchmark.config import BenchmarkConfig, evaluation
-from benchmark.datasets import load_benchmark_dataset
-from benchmark.harness import base_row, prepare, run_benchmark
-from benchmark.modules import load_module
+from benchmark.configs.config import BenchmarkConfig, evaluation
+from benchmark.data.transfer import load_benchmark_dataset
+from benchmark.modules.loading import load_module
+from benchmark.results import leaderboard
+from benchmark.runner.harness import base_row, prepare, run_benchmark
 from export.hub_module import export_hub_module
 from zoo.configs import load_config
 from zoo.objectives import create_objective

@@ -53,7 +53,7 @@ flags.DEFINE_string(
 
 def main(argv):
     del argv
-    from benchmark.plan import parse_shard
+    from benchmark.runner.plan import parse_shard
     from zoo.distribute import create_strategy
 
     shard = parse_shard(FLAGS.shard)

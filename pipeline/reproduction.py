@@ -40,8 +40,9 @@ import statistics
 
 import numpy as np
 
-from benchmark import leaderboard
-from benchmark.metrics import spearman_rho
+from benchmark.results import leaderboard
+from benchmark.stats.metrics import spearman_rho
+from zoo.files import write_atomic
 
 RESAMPLES = 2000
 COLUMNS = (
@@ -329,7 +330,7 @@ def _cell(values, scale):
 
 
 def _figures(values, objectives, layers, cka, folder):
-    from benchmark.plot import new_figure, save_figure
+    from benchmark.report.plot import new_figure, save_figure
 
     os.makedirs(folder, exist_ok=True)
     written = []
@@ -416,7 +417,7 @@ def write_report(matrix, out):
         raise ReportError(
             f"{matrix.leaderboard} has no rows; run zoo-matrix --config=... first"
         )
-    from benchmark.datasets import load_benchmark_dataset
+    from benchmark.data.transfer import load_benchmark_dataset
 
     source = load_benchmark_dataset(matrix.source_dataset()).name
     transfer = load_benchmark_dataset(matrix.transfer).name
@@ -433,17 +434,14 @@ def write_report(matrix, out):
     folder = os.path.join(os.path.dirname(os.path.abspath(out)), "reproduction")
     figures = _figures(values, objectives, layers, cka, folder)
     text = _markdown(matrix, values, objectives, claims, figures, out)
-    tmp = f"{out}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, out)
+    write_atomic(out, text)
     return claims
 
 
 def _sizes(matrix):
     """Returns the study's overrides for display; datasets by their short name
     (a report is published, the local paths of its data are not)."""
-    from benchmark.views import short_dataset
+    from benchmark.report.views import short_dataset
 
     shown = []
     for key, value in sorted(matrix.overrides.items()):

@@ -20,8 +20,8 @@ import json
 import os
 import time
 
-from benchmark import leaderboard
-from benchmark.analysis_run import write_json
+from benchmark.report.analysis_plots import write_json
+from benchmark.results import leaderboard
 from pipeline.matrix import run_matrix
 
 STUDY_FILE = "study.json"
@@ -80,7 +80,7 @@ def apply_record(matrix, workdir):
 
 def benchmark_modules(matrix, summary, strategy=None, report=print):
     """Scores each exported module of `summary` not yet marked done."""
-    from benchmark.harness import run_benchmark
+    from benchmark.runner.harness import run_benchmark
 
     config = matrix.benchmark(matrix)
     board = matrix.leaderboard
@@ -113,7 +113,7 @@ def benchmark_modules(matrix, summary, strategy=None, report=print):
 def analyze_seeds(matrix, report=print, quiet=False):
     """Runs the analyses of each seed (of this shard) whose modules all exist;
     `quiet`: say nothing about seeds still waiting for modules."""
-    from benchmark.analysis_run import run_analyses
+    from benchmark.runner.analysis_run import run_analyses
 
     config = matrix.analysis(matrix)
     index, count = matrix.shard

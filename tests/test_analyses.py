@@ -280,7 +280,7 @@ def test_zoo_analyze_writes_json_figures_and_rows(exported_module, tmp_path, war
     board = tmp_path / "board.csv"
     out = tmp_path / "out"
     result = warm.run(
-        "benchmark.analyze_main",
+        "benchmark.cli.analyze",
         f"--modules={exported_module[0]},{exported_module[0]}",
         "--config=smoke",
         f"--out={out}",
@@ -309,7 +309,7 @@ def test_zoo_analyze_writes_json_figures_and_rows(exported_module, tmp_path, war
     nc = json.loads((out / "neural_collapse.json").read_text())
     penultimate = next(iter(nc["modules"].values()))[FEATURES]
     assert {"nc1", "nc2", "nc3", "nc4"} <= set(penultimate)
-    from benchmark import leaderboard
+    from benchmark.results import leaderboard
 
     rows = leaderboard.read_rows(str(board))
     metrics = {(r["evaluation"], r["metric"]) for r in rows}
@@ -324,7 +324,7 @@ def test_zoo_analyze_writes_json_figures_and_rows(exported_module, tmp_path, war
 
 
 def test_spearman_rho_against_hand_computed_values():
-    from benchmark.metrics import ranks, spearman_rho, spearman_with_interval
+    from benchmark.stats.metrics import ranks, spearman_rho, spearman_with_interval
 
     assert list(ranks([10, 20, 20, 5])) == [2.0, 3.5, 3.5, 1.0]
     assert spearman_rho([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
@@ -341,7 +341,8 @@ def test_spearman_rho_against_hand_computed_values():
 def test_the_papers_modules_show_the_negative_rank_correlation():
     """The committed leaderboard's reported rows (the paper's Table 3 R^2 and
     linear transfer of its 26 modules) give a clearly negative rho."""
-    from benchmark import leaderboard, plot
+    from benchmark.report import plot
+    from benchmark.results import leaderboard
 
     rows = leaderboard.read_rows(os.path.join(REPO, "leaderboard.csv"))
     points = plot.separation_points(rows)["reported"]
@@ -356,9 +357,9 @@ def test_a_foreign_module_is_analysed_on_what_it_offers(tmp_path):
     are left out."""
     import tensorflow as tf
 
-    from benchmark.analyze import analyze, module_layers
-    from benchmark.datasets import load_benchmark_dataset
-    from benchmark.modules import load_module
+    from benchmark.data.transfer import load_benchmark_dataset
+    from benchmark.modules.loading import load_module
+    from benchmark.runner.analyze import analyze, module_layers
 
     class Foreign(tf.Module):
         def __init__(self):

@@ -13,14 +13,10 @@ import sys
 import pytest
 import tensorflow as tf
 
-from benchmark import bundle as bundles
-from benchmark.request import (
-    FLAG_SPECS,
-    OPTION_FIELDS,
-    ModuleOptions,
-    RunRequest,
-)
-from benchmark.submissions import bundle_request
+from benchmark.cli.run_flags import FLAG_SPECS, OPTION_FIELDS
+from benchmark.results import bundle as bundles
+from benchmark.runner.request import ModuleOptions, RunRequest
+from benchmark.runner.submissions import bundle_request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -48,7 +44,7 @@ def test_every_module_option_has_a_flag_and_round_trips_through_json():
 
 
 def test_zoo_benchmark_and_zoo_submit_share_the_run_flags():
-    for entry in ("benchmark.main", "benchmark.submit_main"):
+    for entry in ("benchmark.cli.benchmark", "benchmark.cli.submit"):
         out = subprocess.run(
             [sys.executable, "-m", entry, "--help"],
             capture_output=True, text=True, env=ENV, cwd=REPO, timeout=300,
@@ -81,7 +77,7 @@ def test_a_module_needing_every_option_is_submitted_and_verified(tmp_path):
     out = tmp_path / "bundle"
     flags = [f"--{k}={v}" for k, v in OPTIONS.items()]
     submit = subprocess.run(
-        [sys.executable, "-m", "benchmark.submit_main", f"--module={path}",
+        [sys.executable, "-m", "benchmark.cli.submit", f"--module={path}",
          "--local", "--config=smoke", "--evaluations=knn", f"--bundle={out}",
          f"--cache_dir={tmp_path / 'cache'}", *flags],
         capture_output=True, text=True, env=ENV, cwd=REPO, timeout=600,
@@ -93,7 +89,7 @@ def test_a_module_needing_every_option_is_submitted_and_verified(tmp_path):
     assert stored.module == path and stored.evaluations == ("knn",)
     assert json.loads(b.rows[0]["protocol"])["input"]["output"] == "pooled"
     verify = subprocess.run(
-        [sys.executable, "-m", "benchmark.leaderboard_main", "verify", str(out),
+        [sys.executable, "-m", "benchmark.cli.leaderboard", "verify", str(out),
          "--rerun=all"],
         capture_output=True, text=True, env=ENV, cwd=REPO, timeout=600,
     )  # fmt: skip
@@ -150,3 +146,28 @@ def test_evaluate_leaves_process_wide_state_as_it_was(tmp_path):
     assert dict(os.environ) == environ
     assert keras.config.dtype_policy().name == policy
     assert os.listdir(os.getcwd()) == cwd  # no cache or leaderboard by default
+
+
+@pytest.mark.slow  # trains a tiny digits model for one epoch
+def test_training_from_python_leaves_seeds_and_determinism_as_they_were(tmp_path):
+    import random
+
+    import numpy as np
+    from tensorflow.python.framework import config as tf_config
+
+    import zoo
+
+    random.seed(7)
+    np.random.seed(7)
+    before = (random.getstate(), np.random.get_state()[1].tolist())
+    determinism = tf_config.is_op_determinism_enabled()
+    result = zoo.train(
+        "digits", workdir=str(tmp_path / "run"), epochs=1, deterministic=True,
+        width_multiplier=0.0625, report=lambda line: None,
+    )  # fmt: skip
+    assert result.model is not None
+    assert (random.getstate(), np.random.get_state()[1].tolist()) == before
+    assert tf_config.is_op_determinism_enabled() == determinism
+    net = zoo.create_model("resnet50", num_classes=3, image_size=32,
+                           width_multiplier=0.0625)  # fmt: skip
+    assert net.output["logits"].shape[-1] == 3

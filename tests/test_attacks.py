@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from benchmark import sandbox
-from benchmark.extract import FeatureCache, entry_key
-from benchmark.features import FeatureSet
-from benchmark.modules import ModuleError, load_module
+from benchmark.features.extract import FeatureCache, entry_key
+from benchmark.features.feature_set import FeatureSet
+from benchmark.modules import sandbox
+from benchmark.modules.loading import ModuleError, load_module
 from export import safety
 from export.archive import ArchiveError, safe_extract
 from tests import attacks
@@ -123,7 +123,7 @@ def test_zoo_benchmark_refuses_the_forged_saver_and_caches_nothing(
         [
             sys.executable,
             "-m",
-            "benchmark.main",
+            "benchmark.cli.benchmark",
             "--config=smoke",
             f"--module={modules['read']}",
             "--evaluations=knn",
@@ -239,7 +239,7 @@ def _benchmark(module, tmp_path, *flags):
         [
             sys.executable,
             "-m",
-            "benchmark.main",
+            "benchmark.cli.benchmark",
             "--config=smoke",
             f"--module={module}",
             "--evaluations=knn",
@@ -281,7 +281,7 @@ def test_a_huge_allocation_is_refused_with_one_line(tmp_path):
 
 
 def test_the_default_time_bounds_fit_the_config():
-    from benchmark.config import load_config
+    from benchmark.configs.config import load_config
 
     assert load_config("smoke").time_limit(10**6) == 600  # minutes for smoke
     local = load_config("local")

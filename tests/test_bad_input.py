@@ -26,13 +26,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TRAIN = "zoo.main"
 EXPORT = "export.main"
-BENCH = "benchmark.main"
-BOARD = "benchmark.leaderboard_main"
+BENCH = "benchmark.cli.benchmark"
+BOARD = "benchmark.cli.leaderboard"
 MATRIX = "pipeline.matrix_main"
 DEMO = "pipeline.demo_main"
 PULL = "export.pull_main"
-ANALYZE = "benchmark.analyze_main"
-SUBMIT = "benchmark.submit_main"
+ANALYZE = "benchmark.cli.analyze"
+SUBMIT = "benchmark.cli.submit"
 
 W = "--workdir=run"
 M = "--module={module}"
@@ -318,7 +318,7 @@ def inputs(tmp_path_factory):
         (root / f"{name}.tar.gz").write_bytes(data)
     paths["foreign_csv"] = str(root / "foreign.csv")
     (root / "foreign.csv").write_text("name,score\nx,1\n")
-    from benchmark.leaderboard import COLUMNS
+    from benchmark.results.leaderboard import COLUMNS
 
     paths["readonly_csv"] = str(root / "readonly.csv")
     (root / "readonly.csv").write_text(",".join(COLUMNS) + "\n")

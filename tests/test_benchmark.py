@@ -13,11 +13,13 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from benchmark import datasets, extract, plot
-from benchmark.config import BenchmarkConfig, evaluation, load_config
-from benchmark.harness import run_benchmark
-from benchmark.leaderboard import make_row, read_rows
-from benchmark.modules import Module, ModuleError, load_module
+from benchmark.configs.config import BenchmarkConfig, evaluation, load_config
+from benchmark.data import transfer as datasets
+from benchmark.features import extract
+from benchmark.modules.loading import Module, ModuleError, load_module
+from benchmark.report import plot
+from benchmark.results.leaderboard import make_row, read_rows
+from benchmark.runner.harness import run_benchmark
 from tests.conftest import write_tfds_metadata
 from tests.test_modules import build_module_zoo
 from zoo.data import DatasetError, eval_preprocess, load_dataset
@@ -433,7 +435,7 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(
         args += ["--config=local", f"--datasets={folder}"]
     elif case == "foreign_header":
         board.write_text("model,top1\nx,1\n")
-    result = warm.run("benchmark.main", f"--module={module}", *args)
+    result = warm.run("benchmark.cli.benchmark", f"--module={module}", *args)
     _assert_one_line_error(result, *fragments)
     if case == "foreign_header":
         assert board.read_text() == "model,top1\nx,1\n"
@@ -453,7 +455,7 @@ def test_smoke_suite_writes_rows_and_reuses_the_cache(tmp_path, module_zoo, warm
         "--set=knn.chunk_size=7",
         "--value_range=0,255",
     )
-    first = warm.run("benchmark.main", *args)
+    first = warm.run("benchmark.cli.benchmark", *args)
     assert first.returncode == 0, first.stderr
     rows = read_rows(str(board))
     assert [r["evaluation"] for r in rows] == [
@@ -465,7 +467,7 @@ def test_smoke_suite_writes_rows_and_reuses_the_cache(tmp_path, module_zoo, warm
     assert '"chunk_size": 7' in rows[1]["protocol"]
     assert '"value_range": [0.0, 255.0]' in rows[0]["protocol"]
     assert len(os.listdir(cache)) == 2
-    again = warm.run("benchmark.main", *args)
+    again = warm.run("benchmark.cli.benchmark", *args)
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("from cache") == 2
     assert len(read_rows(str(board))) == 3  # Same key: replaced, not added.
@@ -474,7 +476,7 @@ def test_smoke_suite_writes_rows_and_reuses_the_cache(tmp_path, module_zoo, warm
 def test_leaderboard_cli_writes_the_plot(tmp_path, warm):
     path = tmp_path / "plot.png"
     result = warm.run(
-        "benchmark.leaderboard_main",
+        "benchmark.cli.leaderboard",
         f"--leaderboard={REPO_LEADERBOARD}",
         f"--plot={path}",
     )

@@ -11,8 +11,8 @@ import subprocess
 import pytest
 import tensorflow as tf
 
-from benchmark import bundle as bundles
-from benchmark import leaderboard
+from benchmark.results import bundle as bundles
+from benchmark.results import leaderboard
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -21,11 +21,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_submit_verify_tamper_merge_round_trip(exported_module, tmp_path, warm):
     module = exported_module[0]
     out = tmp_path / "bundle"
-    refused = warm.run("benchmark.submit_main", f"--module={module}", f"--bundle={out}")
+    refused = warm.run("benchmark.cli.submit", f"--module={module}", f"--bundle={out}")
     assert refused.returncode == 2 and "others cannot fetch" in refused.stderr
     assert not out.exists()
     made = warm.run(
-        "benchmark.submit_main",
+        "benchmark.cli.submit",
         f"--module={module}",
         "--config=smoke",
         "--evaluations=linear_probe,knn",
@@ -44,9 +44,7 @@ def test_submit_verify_tamper_merge_round_trip(exported_module, tmp_path, warm):
 
     # Re-runs in-process: the sandbox has its own tests (tests/test_sandbox.py).
     quick = "--rerun_sandbox=off"
-    ok = warm.run(
-        "benchmark.leaderboard_main", "verify", str(out), "--rerun=all", quick
-    )
+    ok = warm.run("benchmark.cli.leaderboard", "verify", str(out), "--rerun=all", quick)
     assert ok.returncode == 0, ok.stderr
     assert "| knn | digits_5to9 |" in ok.stdout and "FAIL" not in ok.stdout
 
@@ -57,7 +55,7 @@ def test_submit_verify_tamper_merge_round_trip(exported_module, tmp_path, warm):
     tampered = original.replace(f",{row['value']},", ",0.999,", 1)
     assert tampered != original
     rows_path.write_text(tampered)
-    bad = warm.run("benchmark.leaderboard_main", "verify", str(out), "--rerun=none")
+    bad = warm.run("benchmark.cli.leaderboard", "verify", str(out), "--rerun=none")
     assert bad.returncode == 1
     fails = [line for line in bad.stderr.splitlines() if line.startswith("FAIL:")]
     assert fails == [
@@ -68,14 +66,14 @@ def test_submit_verify_tamper_merge_round_trip(exported_module, tmp_path, warm):
     forged = bundles.read(str(out))
     bundles.write(str(out), forged.rows, forged.predictions, forged.manifest)
     caught = warm.run(
-        "benchmark.leaderboard_main", "verify", str(out), "--rerun=all", quick
+        "benchmark.cli.leaderboard", "verify", str(out), "--rerun=all", quick
     )
     assert caught.returncode == 1
     fails = [line for line in caught.stderr.splitlines() if line.startswith("FAIL:")]
     assert len(fails) == 1 and "bundle 0.999, re-run" in fails[0], caught.stderr
     assert row["evaluation"] in fails[0]
     # Bad input is 2.
-    missing = warm.run("benchmark.leaderboard_main", "verify", str(tmp_path / "nope"))
+    missing = warm.run("benchmark.cli.leaderboard", "verify", str(tmp_path / "nope"))
     assert missing.returncode == 2 and "not found" in missing.stderr
 
     # Merge the honest bundle (restored) and see the module on the board.
@@ -84,16 +82,16 @@ def test_submit_verify_tamper_merge_round_trip(exported_module, tmp_path, warm):
     bundles.write(str(out), honest.rows, honest.predictions, honest.manifest)
     board = tmp_path / "board.csv"
     merged = warm.run(
-        "benchmark.leaderboard_main", "merge", str(out), f"--leaderboard={board}"
+        "benchmark.cli.leaderboard", "merge", str(out), f"--leaderboard={board}"
     )
     assert merged.returncode == 0, merged.stderr
     assert len(leaderboard.read_rows(str(board))) == len(honest.rows)
-    shown = warm.run("benchmark.leaderboard_main", f"--leaderboard={board}")
+    shown = warm.run("benchmark.cli.leaderboard", f"--leaderboard={board}")
     assert shown.returncode == 0 and "cosine_softmax" in shown.stdout
     # Merging again is a no-op; a conflicting value is refused, nothing written.
     assert (
         warm.run(
-            "benchmark.leaderboard_main", "merge", str(out), f"--leaderboard={board}"
+            "benchmark.cli.leaderboard", "merge", str(out), f"--leaderboard={board}"
         ).returncode
         == 0
     )
@@ -102,7 +100,7 @@ def test_submit_verify_tamper_merge_round_trip(exported_module, tmp_path, warm):
     changed = [dict(r, value="0.5") if i == 0 else r for i, r in enumerate(honest.rows)]
     bundles.write(str(other), changed, honest.predictions, honest.manifest)
     conflict = warm.run(
-        "benchmark.leaderboard_main", "merge", str(other), f"--leaderboard={board}"
+        "benchmark.cli.leaderboard", "merge", str(other), f"--leaderboard={board}"
     )
     assert conflict.returncode == 1 and "already" in conflict.stderr
     assert board.read_text() == before
@@ -134,7 +132,7 @@ def test_four_shards_merge_to_the_unsharded_rows(tmp_path, warm):
     root = tmp_path / "bundles"
     for index in range(4):
         shard = warm.run(
-            "benchmark.main",
+            "benchmark.cli.benchmark",
             *common,
             f"--modules={','.join(modules)}",
             f"--bundle_root={root}",
@@ -147,7 +145,7 @@ def test_four_shards_merge_to_the_unsharded_rows(tmp_path, warm):
     assert len(paths) == 4
     stamps = {p: os.stat(os.path.join(p, "rows.csv")).st_mtime_ns for p in paths}
     again = warm.run(
-        "benchmark.main",
+        "benchmark.cli.benchmark",
         *common,
         f"--modules={','.join(modules)}",
         f"--bundle_root={root}",
@@ -159,13 +157,13 @@ def test_four_shards_merge_to_the_unsharded_rows(tmp_path, warm):
     }
     merged = tmp_path / "merged.csv"
     result = warm.run(
-        "benchmark.leaderboard_main", "merge", *paths, f"--leaderboard={merged}"
+        "benchmark.cli.leaderboard", "merge", *paths, f"--leaderboard={merged}"
     )
     assert result.returncode == 0, result.stderr
     unsharded = tmp_path / "unsharded.csv"
     for module in modules:
         run = warm.run(
-            "benchmark.main",
+            "benchmark.cli.benchmark",
             *common,
             f"--module={module}",
             f"--leaderboard={unsharded}",
@@ -182,7 +180,7 @@ def test_four_shards_merge_to_the_unsharded_rows(tmp_path, warm):
 
 
 def test_matrix_shards_partition_the_runs():
-    from benchmark.plan import parse_shard
+    from benchmark.runner.plan import parse_shard
     from pipeline.matrix import MatrixConfig, run_configs, shard_cells
 
     matrix = MatrixConfig(objectives=("softmax", "sigmoid", "focal"), seeds=(0, 1))

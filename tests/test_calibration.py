@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from benchmark.config import BenchmarkConfig, evaluation
-from benchmark.harness import run_benchmark
-from benchmark.metrics import (
+from benchmark.configs.config import BenchmarkConfig, evaluation
+from benchmark.modules.loading import ModuleError
+from benchmark.runner.harness import run_benchmark
+from benchmark.stats.metrics import (
     expected_calibration_error,
     fit_temperature,
     negative_log_likelihood,
 )
-from benchmark.modules import ModuleError
 from tests.conftest import save_module_without_logits
 from zoo.data import load_dataset
 
@@ -121,7 +121,7 @@ def test_module_without_logits_is_skipped(tmp_path):
 def test_zoo_benchmark_appends_calibration_rows_and_reports_bad_input(
     exported_module, tmp_path, warm
 ):
-    from benchmark import leaderboard
+    from benchmark.results import leaderboard
 
     board = tmp_path / "board.csv"
     args = [
@@ -131,13 +131,13 @@ def test_zoo_benchmark_appends_calibration_rows_and_reports_bad_input(
         f"--leaderboard={board}",
         f"--cache_dir={tmp_path / 'cache'}",
     ]
-    done = warm.run("benchmark.main", *args)
+    done = warm.run("benchmark.cli.benchmark", *args)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = leaderboard.read_rows(str(board))
     assert {r["metric"] for r in rows} >= {"nll", "ece", "nll_temperature_scaled"}
     assert all(r["evaluation"] == "calibration" for r in rows)
     assert all(r["tf_version"] == tf.__version__ and r["device"] for r in rows)
-    bad = warm.run("benchmark.main", *args, "--set=calibration.data=digits")
+    bad = warm.run("benchmark.cli.benchmark", *args, "--set=calibration.data=digits")
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "has 5 logits but digits has 10 classes" in bad.stderr

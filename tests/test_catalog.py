@@ -407,7 +407,7 @@ def test_resolve_catalog_handle(packed, catalog_file, tmp_path):
 
 
 def test_benchmark_resolves_a_local_archive(packed, tmp_path, monkeypatch):
-    from benchmark.modules import resolve_handle
+    from benchmark.modules.loading import resolve_handle
 
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "cache"))
     path = resolve_handle(packed[0])

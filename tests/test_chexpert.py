@@ -12,11 +12,12 @@ import pytest
 import tensorflow as tf
 from sklearn.metrics import roc_auc_score
 
-from benchmark import chexpert_data, roc
-from benchmark.chexpert_data import ChexpertError
-from benchmark.config import BenchmarkConfig, evaluation
+from benchmark.configs.config import BenchmarkConfig, evaluation
+from benchmark.data import chexpert as chexpert_data
+from benchmark.data.chexpert import ChexpertError
 from benchmark.evaluators.chexpert import Chexpert
-from benchmark.harness import run_benchmark
+from benchmark.runner.harness import run_benchmark
+from benchmark.stats import roc
 from zoo.data import DatasetError
 
 HEADER = ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *chexpert_data.PATHOLOGIES]
@@ -184,8 +185,8 @@ def test_missing_images_is_a_one_line_error(tmp_path):
 
 
 def test_undecodable_image_is_named(tmp_path, exported_module):
-    from benchmark.extract import extract
-    from benchmark.modules import load_module
+    from benchmark.features.extract import extract
+    from benchmark.modules.loading import load_module
 
     _png(tmp_path / "good.png")
     (tmp_path / "bad.png").write_bytes(b"not an image")

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from benchmark import leaderboard
-from benchmark.modules import DEFAULT_IMAGE_SIZE, ModuleError, load_module
+from benchmark.modules.loading import DEFAULT_IMAGE_SIZE, ModuleError, load_module
+from benchmark.results import leaderboard
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 3 x 3 grid of mean colours: 27 informative features for digits.
@@ -166,7 +166,7 @@ def test_a_fixed_size_module_refuses_other_sizes_in_one_line(conventions):
 def test_each_convention_is_scored_by_zoo_benchmark(conventions, name, tmp_path, warm):
     board = tmp_path / "board.csv"
     result = warm.run(
-        "benchmark.main",
+        "benchmark.cli.benchmark",
         f"--module={conventions[name]}",
         "--config=smoke",
         "--evaluations=linear_probe,knn,class_separation",

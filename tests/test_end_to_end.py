@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from benchmark import leaderboard
+from benchmark.results import leaderboard
 from pipeline.demo import DemoConfig, run_demo
 from zoo.provenance import sha256_tree
 

@@ -8,11 +8,11 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 
-from benchmark import logistic, metrics
 from benchmark.evaluators import create_evaluator, linear_probe
 from benchmark.evaluators.class_separation import class_separation_r2
-from benchmark.features import FeatureSet
-from benchmark.neighbours import knn_predict
+from benchmark.features.feature_set import FeatureSet
+from benchmark.stats import logistic, metrics
+from benchmark.stats.neighbours import knn_predict
 
 
 def _feature_set(x, y):

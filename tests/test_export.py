@@ -241,7 +241,7 @@ def test_load_trained_model_rejects_a_non_checkpoint(tmp_path):
 def test_benchmark_loader_reads_the_contract_and_rejects_bad_signatures(
     exported_module,
 ):
-    from benchmark.modules import ModuleError, load_module
+    from benchmark.modules.loading import ModuleError, load_module
 
     module = load_module(exported_module[0])
     assert module.contract() == {

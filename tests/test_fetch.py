@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from benchmark import modules
+from benchmark.modules import loading as modules
 from export import fetch
 from export.archive import ArchiveError, check_archive, pack_module, safe_extract
 from export.catalog import pull

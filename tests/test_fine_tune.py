@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from benchmark.config import BenchmarkConfig, evaluation
+from benchmark.configs.config import BenchmarkConfig, evaluation
 from benchmark.evaluators.fine_tune import (
     FULL_LEARNING_RATES,
     FULL_WEIGHT_DECAYS,
@@ -17,8 +17,8 @@ from benchmark.evaluators.fine_tune import (
     _FineTuner,
     grid,
 )
-from benchmark.harness import run_benchmark
-from benchmark.modules import load_module
+from benchmark.modules.loading import load_module
+from benchmark.runner.harness import run_benchmark
 
 SPEC = tf.TensorSpec([None, None, None, 3], tf.float32, name="images")
 
@@ -189,7 +189,7 @@ TWO_REPLICAS = textwrap.dedent(
     mirrored = create_strategy("cpu:2")
     import tensorflow as tf
     from benchmark.evaluators.fine_tune import FineTune, _FineTuner
-    from benchmark.modules import load_module
+    from benchmark.modules.loading import load_module
 
     images = tf.random.stateless_uniform([8, 8, 8, 3], seed=[0, 1])
     labels = tf.constant([0, 1, 2, 0, 1, 2, 0, 1])

@@ -1,4 +1,4 @@
-"""The CI gate (benchmark.gate, zoo-benchmark --baseline) on real modules
+"""The CI gate (benchmark.results.gate, zoo-benchmark --baseline) on real modules
 and real runs: a run against its own baseline passes; a raised baseline value
 fails naming the metric in JUnit; a module whose features are slightly
 degraded (a wrapper adding deterministic noise) is caught by the paired test
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from benchmark import gate
+from benchmark.results import gate
 
 # One worker runs this file, so its module fixtures are built once
 # (make test: --dist loadgroup).
@@ -55,7 +55,7 @@ def modules(tmp_path_factory):
 
 def _bench(warm, *args):
     config = [] if any(a.startswith("--config=") for a in args) else SMOKE
-    return warm.run("benchmark.main", *RUN, *config, *args, env=ENV)
+    return warm.run("benchmark.cli.benchmark", *RUN, *config, *args, env=ENV)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_a_run_against_its_own_baseline_passes_and_is_deterministic(
     bench_json = tmp_path / "bench.json"
     summary = tmp_path / "summary.md"
     run = warm.run(
-        "benchmark.main",
+        "benchmark.cli.benchmark",
         *RUN,
         *SMOKE,
         f"--module={modules['clean']}",
@@ -157,7 +157,7 @@ def test_degraded_features_are_caught_by_the_paired_test_only(
     )
     assert run.returncode == 1, run.stdout + run.stderr
     lines = [line for line in run.stderr.splitlines() if line.startswith("error:")]
-    from benchmark import bundle
+    from benchmark.results import bundle
 
     made = bundle.read(str(bundle_dir))
     metrics = {

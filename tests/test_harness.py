@@ -13,23 +13,23 @@ import threading
 import numpy as np
 import pytest
 
-from benchmark import leaderboard
-from benchmark.config import (
+from benchmark.configs import list_configs
+from benchmark.configs.config import (
     BenchmarkConfig,
     Evaluation,
     apply_overrides,
     evaluation,
     load_config,
 )
-from benchmark.configs import list_configs
 from benchmark.evaluators import (
     EVALUATORS,
     Evaluator,
     create_evaluator,
     list_evaluators,
 )
-from benchmark.harness import run_benchmark
-from benchmark.modules import ModuleError, load_module
+from benchmark.modules.loading import ModuleError, load_module
+from benchmark.results import leaderboard
+from benchmark.runner.harness import run_benchmark
 from zoo.data.base import clip_words
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -121,7 +121,7 @@ def test_the_shipped_configs_cover_the_papers_protocol():
 def test_a_config_file_path_loads(tmp_path):
     path = tmp_path / "mine.py"
     path.write_text(
-        "from benchmark.config import BenchmarkConfig, evaluation\n"
+        "from benchmark.configs.config import BenchmarkConfig, evaluation\n"
         "def get_config():\n"
         "    return BenchmarkConfig(name='mine', evaluations=(evaluation('knn'),),\n"
         "                           datasets=('digits_5to9',))\n"
@@ -251,7 +251,7 @@ def test_smoke_writes_rows_for_every_registered_evaluator(exported_module, tmp_p
 def test_cli_bad_config_input_is_one_line(tmp_path, warm, args, message):
     board = tmp_path / "board.csv"
     result = warm.run(
-        "benchmark.main",
+        "benchmark.cli.benchmark",
         "--module=/nonexistent/module",
         f"--leaderboard={board}",
         *args,
@@ -298,7 +298,7 @@ def test_messages_are_clipped_at_word_boundaries():
 
 @pytest.mark.slow  # exported_module trains a model first.
 def test_the_context_gives_cached_outputs_of_any_endpoint(exported_module, tmp_path):
-    from benchmark.context import EvaluationContext
+    from benchmark.evaluators.context import EvaluationContext
 
     module = load_module(exported_module[0])
     names = module.endpoint_names()

@@ -218,7 +218,7 @@ def test_fine_tunes_through_hub_keras_layer(imported):
 
 
 def test_benchmark_loads_the_imported_module(imported):
-    from benchmark.modules import load_module
+    from benchmark.modules.loading import load_module
 
     module = load_module(imported[0])
     assert module.contract()["image_size"] == 224

@@ -9,8 +9,8 @@ import pathlib
 
 import pytest
 
-from benchmark import leaderboard
-from benchmark.leaderboard import LeaderboardError
+from benchmark.results import leaderboard
+from benchmark.results.leaderboard import LeaderboardError
 from tests.conftest import SHARED_DATA
 
 REPO_LEADERBOARD = pathlib.Path(__file__).resolve().parents[1] / "leaderboard.csv"
@@ -337,7 +337,7 @@ def test_nul_bytes_and_line_breaks_never_reach_the_csv(tmp_path, field):
 def test_a_leaderboard_of_the_previous_schema_is_read_and_upgraded(tmp_path):
     """Files written before the `sandbox` column keep working: read with the
     new cell empty, written back with the current header."""
-    from benchmark import leaderboard as lb
+    from benchmark.results import leaderboard as lb
 
     legacy = lb.LEGACY_HEADERS[0]
     row = lb.make_row(

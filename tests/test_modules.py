@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from benchmark import modules
-from benchmark.modules import ModuleError
+from benchmark.modules import loading as modules
+from benchmark.modules.loading import ModuleError
 from export import safety
 from zoo.provenance import sha256_tree
 

@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from benchmark import corruptions, ood_data
-from benchmark.config import BenchmarkConfig, evaluation
-from benchmark.datasets import load_benchmark_dataset
+from benchmark.configs.config import BenchmarkConfig, evaluation
+from benchmark.data import corruptions
+from benchmark.data import ood as ood_data
+from benchmark.data.transfer import load_benchmark_dataset
 from benchmark.evaluators.imagenet_ood import (
     mean_corruption_error,
     top1_predictions,
 )
-from benchmark.harness import run_benchmark
-from benchmark.modules import ModuleError, load_module
+from benchmark.modules.loading import ModuleError, load_module
+from benchmark.runner.harness import run_benchmark
 from tests.conftest import mock_prepared_tfds, save_module_without_logits
 from zoo.data import DatasetError
 

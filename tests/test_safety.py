@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from benchmark.modules import ModuleError, load_module
+from benchmark.modules.loading import ModuleError, load_module
 from export import safety
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,4 +1,4 @@
-"""The sandbox (benchmark.sandbox) with both tools, bubblewrap and unshare,
+"""The sandbox (benchmark.modules.sandbox) with both tools, bubblewrap and unshare,
 for real: a write outside the run's folders fails and leaves no file
 (tests/test_attacks.py shows reads outside the view fail too), a
 server on this machine's 127.0.0.1 cannot be reached, the memory, file-size
@@ -17,7 +17,8 @@ import threading
 import pytest
 import tensorflow as tf
 
-from benchmark import leaderboard, sandbox
+from benchmark.modules import sandbox
+from benchmark.results import leaderboard
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -169,7 +170,7 @@ def test_zoo_benchmark_records_where_it_ran(mode, tmp_path):
         [
             sys.executable,
             "-m",
-            "benchmark.main",
+            "benchmark.cli.benchmark",
             f"--module={module}",
             "--evaluations=knn",
             "--image_size=32",
@@ -211,8 +212,9 @@ def test_a_full_disk_is_one_line_and_leaves_the_leaderboard_whole(tmp_path):
         f"mount -t tmpfs -o size=64k tmpfs {full} && "
         f"printf '%s\\n' '{header}' > {full}/board.csv && "
         f"(head -c 1000000 /dev/zero > {full}/filler 2>/dev/null; true) && "
-        f"{sys.executable} -m benchmark.main --module={module} --evaluations=knn "
-        f"--image_size=32 --leaderboard={full}/board.csv --sandbox=off "
+        f"{sys.executable} -m benchmark.cli.benchmark --module={module} "
+        f"--evaluations=knn --image_size=32 --leaderboard={full}/board.csv "
+        "--sandbox=off "
         f"--cache_dir={tmp_path / 'cache'}; code=$?; "
         f"cat {full}/board.csv > {tmp_path}/board_after.csv; ls -a {full} > "
         f"{tmp_path}/listing.txt; exit $code"

@@ -1,4 +1,4 @@
-"""Seed statistics (benchmark.seeds): golden values for the mean, standard
+"""Seed statistics (benchmark.stats.seeds): golden values for the mean, standard
 deviation and Student-t interval, Welch's t-test against scipy's
 independent implementation, and grouping of leaderboard rows by
 configuration over seeds."""
@@ -8,7 +8,8 @@ import math
 import pytest
 from scipy import stats as scipy_stats
 
-from benchmark import leaderboard, seeds
+from benchmark.results import leaderboard
+from benchmark.stats import seeds
 
 
 def test_golden_mean_std_and_interval():

@@ -1,4 +1,4 @@
-"""The web leaderboard (zoo-leaderboard --html, benchmark/site.py) in a real
+"""The web leaderboard (zoo-leaderboard --html, benchmark/report/site.py) in a real
 headless browser: Debian's Chromium and chromedriver (installed by `make
 system`), driven by Selenium. The site is opened from file://; sorting,
 filtering, tabs, seed intervals, provenance and the figures are checked on
@@ -15,8 +15,9 @@ import sys
 import numpy as np
 import pytest
 
-from benchmark import leaderboard, site
 from benchmark.analyses import create_analysis
+from benchmark.report import site
+from benchmark.results import leaderboard
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOARD = os.path.join(REPO, "leaderboard.csv")
@@ -324,7 +325,7 @@ def test_the_site_replaces_only_its_own_folder_and_nothing_half_written(tmp_path
 def test_bad_site_arguments_get_one_line(tmp_path, warm, args, message):
     (tmp_path / "file.txt").write_text("x")
     result = warm.run(
-        "benchmark.leaderboard_main",
+        "benchmark.cli.leaderboard",
         f"--leaderboard={BOARD}",
         *[a.format(tmp=tmp_path) for a in args],
     )

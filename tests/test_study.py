@@ -10,14 +10,14 @@ import shutil
 
 import pytest
 
-from benchmark import leaderboard
+from benchmark.results import leaderboard
 from pipeline import reproduction
 from pipeline.configs import is_matrix_config, list_matrix_configs, load_matrix_config
 from zoo.objectives import list_objectives
 
 STUDY = '''"""A one-module study on digits (the tests' shared trained run)."""
 from benchmark.analyses.config import AnalysisConfig
-from benchmark.config import BenchmarkConfig, evaluation
+from benchmark.configs.config import BenchmarkConfig, evaluation
 from pipeline.matrix import MatrixConfig
 
 

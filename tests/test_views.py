@@ -1,11 +1,12 @@
-"""Terminal views of the leaderboard (benchmark/views.py, zoo-leaderboard):
+"""Terminal views of the leaderboard (benchmark/report/views.py, zoo-leaderboard):
 the committed leaderboard fits in 160 columns with its 26 paper modules; rows
 of several seeds show mean, 95% interval and n; the per-evaluation view uses
 short dataset names and marks significant differences from softmax."""
 
 import os
 
-from benchmark import leaderboard, views
+from benchmark.report import views
+from benchmark.results import leaderboard
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOARD = os.path.join(REPO, "leaderboard.csv")
@@ -50,7 +51,7 @@ def _seeded_rows(folder):
 
 
 def test_the_committed_leaderboard_fits_160_columns(warm):
-    shown = warm.run("benchmark.leaderboard_main", f"--leaderboard={BOARD}")
+    shown = warm.run("benchmark.cli.leaderboard", f"--leaderboard={BOARD}")
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert max(len(line) for line in lines) <= 160
@@ -61,7 +62,7 @@ def test_the_committed_leaderboard_fits_160_columns(warm):
     assert first[1:3] == ["softmax", "inception_v3"]  # best mean linear transfer
     for evaluation in ("linear_probe", "knn", "fine_tune", "chexpert"):
         detail = warm.run(
-            "benchmark.leaderboard_main",
+            "benchmark.cli.leaderboard",
             f"--leaderboard={BOARD}",
             f"--evaluation={evaluation}",
         )
@@ -73,7 +74,7 @@ def test_seeds_show_mean_interval_n_and_significance(tmp_path, warm):
     rows = _seeded_rows("/data/sets")
     board = tmp_path / "board.csv"
     leaderboard.append_rows(str(board), rows)
-    shown = warm.run("benchmark.leaderboard_main", f"--leaderboard={board}")
+    shown = warm.run("benchmark.cli.leaderboard", f"--leaderboard={board}")
     assert shown.returncode == 0, shown.stderr
     softmax = next(line for line in shown.stdout.splitlines() if " softmax " in line)
     # 91.0 +- t(0.975, 2) * 0.01 / sqrt(3) = 2.5 points, over 3 seeds
@@ -84,7 +85,7 @@ def test_seeds_show_mean_interval_n_and_significance(tmp_path, warm):
     assert cells["softmax"] == "91.0±2.5 (3)"
     assert cells["label_smoothing"].endswith("*")  # Welch p < 0.05 vs softmax
     bad = warm.run(
-        "benchmark.leaderboard_main", f"--leaderboard={board}", "--evaluation=bogus"
+        "benchmark.cli.leaderboard", f"--leaderboard={board}", "--evaluation=bogus"
     )
     assert (
         bad.returncode == 2 and "evaluations present: knn, linear_probe" in bad.stderr

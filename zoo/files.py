@@ -54,7 +54,7 @@ def swap_in_folder(staging, out_dir):
     """Moves the complete folder `staging` to `out_dir` (on the same file
     system). A previous `out_dir` is renamed aside first and removed only
     after the swap; if the swap fails it is put back."""
-    if not os.path.isdir(out_dir):
+    if not os.path.lexists(out_dir):
         os.replace(staging, out_dir)
         return
     aside = tempfile.mkdtemp(prefix=".replaced-", dir=os.path.dirname(out_dir) or ".")
@@ -65,4 +65,21 @@ def swap_in_folder(staging, out_dir):
     except BaseException:
         os.replace(aside, out_dir)
         raise
-    shutil.rmtree(aside, ignore_errors=True)
+    if os.path.isdir(aside) and not os.path.islink(aside):
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        os.remove(aside)
+
+
+def publish_folder(staging, out_dir):
+    """Moves the complete folder `staging` to `out_dir` unless another writer
+    published it first; returns whether this one did (then `staging` is
+    removed, and the other's folder stands)."""
+    try:
+        os.rename(staging, out_dir)
+        return True
+    except OSError:
+        if not os.path.isdir(out_dir):
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+        return False

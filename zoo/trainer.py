@@ -43,11 +43,13 @@ from zoo import input_pipeline as pipeline
 from zoo.config import TrainConfig
 from zoo.data import load_dataset
 from zoo.ema import ExponentialMovingAverage
+from zoo.files import atomic_path, write_atomic
 from zoo.models import ARCHITECTURES, create_classifier
 from zoo.models.layers import use_fused_batch_norm, use_matmul_pointwise_conv
 from zoo.objectives import create_objective
 from zoo.optimizers import FusedSGD
 from zoo.provenance import code_version, device_description
+from zoo.state import seeded
 
 CHECKPOINT_NAME = "model.weights.h5"
 INFO_NAME = "train_info.json"
@@ -185,7 +187,7 @@ def check_replicas(config, replicas):
 def build_model(config, objective, num_classes, precision="float32"):
     """Returns the classifier the config describes, its layers computing in
     `precision` (a Keras dtype policy; logits stay float32)."""
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(config.seed)  # the same weights on every resume
     previous = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(precision)
     try:
@@ -201,12 +203,7 @@ def build_model(config, objective, num_classes, precision="float32"):
 
 
 def _atomic_write_text(path, text):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, text)
 
 
 def _read_json(path, default):
@@ -260,8 +257,6 @@ class _Run:
             config.matmul_pointwise_conv, kind
         )
         self.chief = distribute.is_chief(strategy)
-        if config.deterministic:
-            tf.config.experimental.enable_op_determinism()
         self.data = pipeline.split_train_holdout(config, self.dataset)
         self.steps_per_epoch = self.data.num_train // config.global_batch_size
         if self.steps_per_epoch < 1:
@@ -437,13 +432,12 @@ class _Run:
     def save_best(self):
         """Writes the EMA weights to model.weights.h5, atomically."""
         path = os.path.join(self.workdir, CHECKPOINT_NAME)
-        tmp = path + f".tmp-{os.getpid()}.weights.h5"
         self.ema.swap()
         try:
-            self.model.save_weights(tmp)
+            with atomic_path(path, suffix=".weights.h5") as tmp:
+                self.model.save_weights(tmp)
         finally:
             self.ema.swap()
-        os.replace(tmp, path)
 
 
 def _next_call_length(run, step):
@@ -463,8 +457,15 @@ def train_and_evaluate(config, workdir, strategy=None, report=print):
 
     Returns a TrainResult whose model holds the EMA weights of the best
     holdout epoch (also saved as model.weights.h5). `report` receives the
-    progress lines.
+    progress lines. Seeds and op determinism are set for the call only
+    (zoo.state.seeded): afterwards the process's generators and TensorFlow's
+    determinism switch are as they were.
     """
+    with seeded(config.seed, config.deterministic):
+        return _train_and_evaluate(config, workdir, strategy, report)
+
+
+def _train_and_evaluate(config, workdir, strategy, report):
     strategy = strategy or tf.distribute.get_strategy()
     if tf.io.gfile.exists(workdir) and not tf.io.gfile.isdir(workdir):
         raise TrainError(f"--workdir {workdir} is a file; pass a folder")
@@ -653,7 +654,8 @@ def load_trained_model(workdir):
     except (ValueError, KeyError, TypeError) as error:
         raise TrainError(f"{info_path} is unreadable: {error}") from None
     objective = create_objective(config.objective, **config.objective_hparams)
-    model = build_model(config, objective, info["num_classes"])
+    with seeded(config.seed):  # its weights are loaded next; leave no seed behind
+        model = build_model(config, objective, info["num_classes"])
     try:
         model.load_weights(weights_path)
     except (ValueError, OSError) as e:

@@ -3,7 +3,7 @@
 An analysis is a streamed statistic of the outputs of one or more modules on
 one dataset split: it never holds the dataset's features, only sufficient
 statistics, so memory does not grow with the dataset. The engine
-(benchmark.analyze) runs the forward passes and feeds every analysis:
+(benchmark.runner.analyze) runs the forward passes and feeds every analysis:
 
   start(layers)             layers: {module key: [layer names]}
   update(outputs, labels)   outputs: {module key: {layer: np.ndarray}}, one

@@ -63,7 +63,7 @@ def load_analysis_config(name_or_path):
 
 def apply_analysis_overrides(config, overrides):
     """Returns `config` with each KEY=VALUE of `overrides` applied."""
-    from benchmark.config import parse_value
+    from zoo.config_files import parse_value
 
     for item in overrides:
         key, sep, text = item.partition("=")

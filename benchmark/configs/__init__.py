@@ -1,16 +1,12 @@
 """Benchmark configs: one Python file per benchmark, each with `get_config()`.
 
 Each file's docstring gives its command and the result to expect; see
-`benchmark.config` for the config type and the override syntax.
+`benchmark.configs.config` for the config type and the override syntax.
 """
 
 import os
 
-
-def config_names(folder):
-    """Returns the names of the config files (NAME.py, not _*.py) in `folder`."""
-    names = [f[:-3] for f in os.listdir(folder) if f.endswith(".py")]
-    return sorted(n for n in names if not n.startswith("_"))
+from zoo.config_files import config_names
 
 
 def list_configs():

@@ -12,7 +12,7 @@ CIFAR-10 folder: linear probe about 0.33-0.38, kNN about 0.30, R^2 about 0.13
 --set, e.g. --set=knn.weighted=true.
 """
 
-from benchmark.config import BenchmarkConfig, evaluation
+from benchmark.configs.config import BenchmarkConfig, evaluation
 
 
 def get_config():

@@ -20,8 +20,8 @@ own classifier on ImageNet validation; class separation R^2 on the ImageNet
 training set.
 """
 
-from benchmark.config import BenchmarkConfig, evaluation
-from benchmark.datasets import TRANSFER_SUITE
+from benchmark.configs.config import BenchmarkConfig, evaluation
+from benchmark.data.transfer import TRANSFER_SUITE
 
 
 def get_config():

@@ -14,7 +14,7 @@ The data needs no download: scikit-learn's digits and a CheXpert-format copy
 of them (`chexpert:digits`). A sandboxed run is stopped after 10 minutes.
 """
 
-from benchmark.config import BenchmarkConfig, evaluation
+from benchmark.configs.config import BenchmarkConfig, evaluation
 
 
 def get_config():

@@ -27,7 +27,7 @@ test, metric)`.
 import dataclasses
 import inspect
 
-from benchmark.datasets import dataset_metric
+from benchmark.data.transfer import dataset_metric
 from zoo.registry import Registry
 
 EVALUATORS = Registry("evaluator")

@@ -5,7 +5,7 @@ Probabilities are softmax(logits / T) of the module's `logits` signature (a
 leading background class beyond the dataset's classes is dropped), read
 through the harness's cached extraction (central crop `crop_fraction`, 0.875
 as for evaluating a classifier). The metrics and the temperature fit are
-`benchmark.metrics`' (NLL; ECE with `num_bins` equal-width confidence bins;
+`benchmark.stats.metrics`' (NLL; ECE with `num_bins` equal-width confidence bins;
 T minimising the NLL by a bounded search over log T). A stratified
 `heldout_fraction` of the evaluated split (seeded) fits T and the rest
 measures both the raw and the scaled numbers, so raw and scaled are compared
@@ -15,14 +15,14 @@ on the same images.
 import numpy as np
 from scipy import special
 
-from benchmark import metrics
 from benchmark.evaluators.base import (
     EVALUATORS,
     Evaluator,
     Measurement,
     check_positive,
 )
-from benchmark.modules import ModuleError
+from benchmark.modules.loading import ModuleError
+from benchmark.stats import metrics
 
 
 @EVALUATORS.register("calibration")

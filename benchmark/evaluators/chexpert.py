@@ -11,7 +11,7 @@ negatives; frontal views only by default. The test AUC is reported both with
 the paper's 1000 evenly spaced thresholds and exactly, with a seeded
 percentile bootstrap 95% interval of the threshold AUC.
 
-The fit is the linear probe's solver and sweep (`benchmark.logistic`) on the
+The fit is the linear probe's solver and sweep (`benchmark.stats.logistic`) on the
 equivalent two-class softmax: its penalty on the two-row W is twice
 this lambda (docs/protocols.md), so `l2` here is the single-vector lambda,
 scikit-learn's C = 1 / l2. Features come from the harness's cached
@@ -27,14 +27,14 @@ the measurement's test_size.
 
 import numpy as np
 
-from benchmark import logistic, metrics, roc
-from benchmark.chexpert_data import ChexpertDataset
+from benchmark.data.chexpert import ChexpertDataset
 from benchmark.evaluators.base import (
     EVALUATORS,
     Evaluator,
     Measurement,
     check_positive,
 )
+from benchmark.stats import logistic, metrics, roc
 
 FULL_TRAIN_ROWS = 223_414
 FULL_IID_SIZE = 22_431

@@ -41,15 +41,15 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from benchmark import metrics
-from benchmark.datasets import dataset_metric
+from benchmark.data.transfer import dataset_metric
 from benchmark.evaluators.base import (
     EVALUATORS,
     Evaluator,
     Measurement,
     check_positive,
 )
-from benchmark.modules import ModuleError, select_output
+from benchmark.modules.loading import ModuleError, select_output
+from benchmark.stats import metrics
 from zoo import data as zoo_data
 
 # The protocol's grid, and a 2 x 2 corner of it for CI and laptops.

@@ -12,7 +12,7 @@ mCE (Hendrycks & Dietterich 2019): E_{c,s} is the top-1 error on corruption c
 at severity s; CE_c = mean_s E_{c,s} / AlexNet's mean error on c;
 mCE = mean_c CE_c over the 15 corruptions. ImageNet-C comes from TFDS
 (imagenet2012_corrupted, "tfds") or is generated in memory from the clean
-validation images at the module's resolution by benchmark.corruptions
+validation images at the module's resolution by benchmark.data.corruptions
 ("generated"; our implementations, so AlexNet's errors are only an
 approximate reference there; docs/evaluations.md).
 
@@ -25,15 +25,16 @@ corruption error is reported.
 
 import numpy as np
 
-from benchmark import corruptions, ood_data
+from benchmark.data import corruptions
+from benchmark.data import ood as ood_data
 from benchmark.evaluators.base import (
     EVALUATORS,
     Evaluator,
     Measurement,
     check_positive,
 )
-from benchmark.extract import Transform
-from benchmark.modules import ModuleError
+from benchmark.features.extract import Transform
+from benchmark.modules.loading import ModuleError
 
 IMAGENET = "imagenet2012"
 ALL_SETS = (*ood_data.OOD_SETS, "imagenet_c")
@@ -53,7 +54,7 @@ class ImageNetOOD(Evaluator):
       corruptions: the ImageNet-C corruptions (mCE averages over them).
       severities: the severities averaged per corruption.
       imagenet_c_source: "tfds" (prepared imagenet2012_corrupted) or
-        "generated" (benchmark.corruptions on the clean images).
+        "generated" (benchmark.data.corruptions on the clean images).
       max_per_class: use at most this many images per class of each set.
       crop_fraction: central crop fraction of a stand-in's images (the
         ImageNet sets carry their own: 0.875, 1.0 for ImageNet-C).

@@ -4,12 +4,11 @@ The paper does not state k or the metric; we use cosine similarity on
 L2-normalised features, k chosen on the fixed stratified validation split of
 the training set (ties keep the smaller k; `selected` records how many
 tied), then the whole training set (train + validation) as the memory for
-the test predictions. The search and vote are `benchmark.neighbours`'.
+the test predictions. The search and vote are `benchmark.stats.neighbours`'.
 """
 
 import numpy as np
 
-from benchmark import metrics
 from benchmark.evaluators.base import (
     EVALUATORS,
     FeatureEvaluator,
@@ -17,7 +16,8 @@ from benchmark.evaluators.base import (
     check_positive,
     per_example,
 )
-from benchmark.neighbours import knn_predict, neighbours, vote
+from benchmark.stats import metrics
+from benchmark.stats.neighbours import knn_predict, neighbours, vote
 
 
 @EVALUATORS.register("knn")

@@ -7,12 +7,11 @@ stratified validation split of the training set, sweeping from the largest to
 the smallest lambda and warm-starting each fit from the previous solution
 (ties keep the larger lambda; `selected` records how many tied); the model is
 then refit on train + validation and scored on test. Raw features (no
-standardisation). The solver and the sweep are `benchmark.logistic`'s.
+standardisation). The solver and the sweep are `benchmark.stats.logistic`'s.
 """
 
 import numpy as np
 
-from benchmark import logistic, metrics
 from benchmark.evaluators.base import (
     EVALUATORS,
     FeatureEvaluator,
@@ -20,6 +19,7 @@ from benchmark.evaluators.base import (
     check_positive,
     per_example,
 )
+from benchmark.stats import logistic, metrics
 
 
 @EVALUATORS.register("linear_probe")

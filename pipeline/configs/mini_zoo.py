@@ -24,7 +24,7 @@ Expected on 2 CPU cores: about 4 minutes per module, 2-2.5 hours for the 33
 """
 
 from benchmark.analyses.config import AnalysisConfig
-from benchmark.config import BenchmarkConfig, evaluation
+from benchmark.configs.config import BenchmarkConfig, evaluation
 from pipeline.matrix import MatrixConfig
 from zoo.objectives import list_objectives
 

@@ -4,7 +4,7 @@ docstring gives the command and the result to expect."""
 
 import os
 
-from benchmark.configs import config_names
+from zoo.config_files import config_names
 
 CONFIG_DIR = os.path.dirname(__file__)
 

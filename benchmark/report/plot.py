@@ -1,0 +1,171 @@
+"""Linear transfer accuracy against class separation R^2, measured and reported.
+
+The paper's central plot (Kornblith et al. 2021, Fig. 3): objectives whose
+penultimate classes are more separated (higher R^2, eq. 11) transfer worse by
+linear probe. One point per module (leaderboard.MODULE_COLUMNS):
+  x = R^2, the mean of the module's class_separation rows measured on its
+      pretraining data (rows whose dataset starts with the module's
+      pretrain_dataset, e.g. imagenet2012_train), or on all of its R^2 rows
+      when it has none there;
+  y = the mean linear_probe accuracy over the datasets the module has.
+Rows measured here go in the left panel, rows reported in papers in the right.
+"""
+
+import os
+import statistics
+import typing
+
+from benchmark.results.leaderboard import MEASURED, MODULE_COLUMNS
+from zoo.files import atomic_path
+
+
+class Point(typing.NamedTuple):
+    """One module in the plot: `accuracy` is a fraction."""
+
+    label: str
+    arch: str
+    r2: float
+    accuracy: float
+
+
+def separation_points(rows):
+    """Returns {"measured": [Point], "reported": [Point]}, one Point per module
+    having both a class_separation R^2 and a linear_probe accuracy; its label
+    is the objective (the handle's base name when the objective is unknown)."""
+    modules = {}
+    for row in rows:
+        modules.setdefault(tuple(row[c] for c in MODULE_COLUMNS), []).append(row)
+    points = {"measured": [], "reported": []}
+    for (source, handle, _, arch, objective), module_rows in modules.items():
+        r2 = _module_r2(module_rows)
+        accuracies = [
+            float(r["value"])
+            for r in module_rows
+            if r["evaluation"] == "linear_probe" and r["metric"] == "accuracy"
+        ]
+        if r2 is None or not accuracies:
+            continue
+        label = objective or os.path.basename(handle)
+        kind = "measured" if source == MEASURED else "reported"
+        points[kind].append(Point(label, arch, r2, statistics.fmean(accuracies)))
+    return points
+
+
+def _module_r2(module_rows):
+    """Returns the mean R^2 on the pretraining data (see module docstring)."""
+    r2_rows = [
+        r
+        for r in module_rows
+        if r["evaluation"] == "class_separation" and r["metric"] == "r2"
+    ]
+    on_pretraining = [
+        r
+        for r in r2_rows
+        if r["pretrain_dataset"] and r["dataset"].startswith(r["pretrain_dataset"])
+    ]
+    chosen = on_pretraining or r2_rows
+    return statistics.fmean(float(r["value"]) for r in chosen) if chosen else None
+
+
+def plot_transfer_vs_separation(rows, path):
+    """Writes the two-panel PNG to `path` (atomically) and returns the points.
+
+    Raises ValueError when matplotlib is missing or no module has both values.
+    """
+    points = separation_points(rows)
+    if not points["measured"] and not points["reported"]:
+        raise ValueError(
+            "no module has both a class_separation R^2 and a linear_probe "
+            "accuracy to plot; run zoo-benchmark with both evaluations"
+        )
+    check_plot_path(path)
+    save_figure(_figure(points), path)
+    return points
+
+
+def save_figure(figure, path):
+    """Writes a matplotlib Figure to the PNG `path` atomically (a temporary
+    file beside it, renamed), into an existing folder only."""
+    check_plot_path(path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)
+
+
+def new_figure(**kwargs):
+    """Returns a matplotlib Figure (no pyplot state), or a one-line error
+    naming how to install matplotlib."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ValueError(
+            "plotting needs matplotlib; install it with pip install matplotlib"
+        ) from None
+    return Figure(layout="constrained", **kwargs)
+
+
+def rank_correlation(points):
+    """Returns (rho, low, high) of Spearman's rho between R^2 and linear
+    transfer accuracy over `points`, with its 95% bootstrap interval over
+    modules; None for fewer than 3 points."""
+    if len(points) < 3:
+        return None
+    from benchmark.stats.metrics import spearman_with_interval
+
+    return spearman_with_interval([p.r2 for p in points], [p.accuracy for p in points])
+
+
+def check_plot_path(path):
+    """Returns the folder of the PNG `path` after checking it can be written
+    there: the folder must exist (a typo never creates folders, at the root
+    or anywhere) and `path` must not be a folder."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ValueError(
+            f"cannot write the plot {path}: folder {directory} does not exist; "
+            "create it first or pass --plot naming a file in an existing folder"
+        )
+    if os.path.isdir(path):
+        raise ValueError(f"--plot={path} is a folder; pass a .png file name")
+    return directory
+
+
+def _figure(points):
+    """Returns a matplotlib Figure with the measured and reported panels."""
+    figure = new_figure(figsize=(12, 5))
+    for axes, kind in zip(figure.subplots(1, 2), ("measured", "reported")):
+        _panel(axes, points[kind], kind)
+    return figure
+
+
+def _panel(axes, points, kind):
+    """Draws one scatter panel of (R^2, accuracy %) points with labels."""
+    title = "measured here" if kind == "measured" else "reported in papers"
+    rho = rank_correlation(points)
+    if rho is not None:
+        title += f"\nSpearman rho {rho[0]:+.2f} [95% CI {rho[1]:+.2f}, {rho[2]:+.2f}]"
+    axes.set_title(f"{title} ({len(points)} modules)")
+    axes.set_xlabel("class separation R^2 (pretraining data)")
+    axes.set_ylabel("linear transfer accuracy (%, mean over datasets)")
+    axes.grid(alpha=0.3)
+    if not points:
+        axes.text(
+            0.5, 0.5, "no modules", ha="center", va="center", transform=axes.transAxes
+        )
+        return
+    for arch in sorted({p.arch for p in points}):
+        group = [p for p in points if p.arch == arch]
+        axes.scatter(
+            [p.r2 for p in group],
+            [100.0 * p.accuracy for p in group],
+            s=25,
+            label=arch or "unknown arch",
+        )
+    for p in points:
+        axes.annotate(
+            p.label,
+            (p.r2, 100.0 * p.accuracy),
+            fontsize=7,
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
+    axes.legend(fontsize=8)

@@ -1,0 +1,168 @@
+"""The one harness loop: build the config's evaluators, load the module, run
+each evaluator through one EvaluationContext and turn its measurements into
+provenance-rich leaderboard rows (built here, in one place).
+
+Everything that can be checked before work is checked first, cheapest first:
+the evaluators are built (bad settings fail), every dataset they read is
+opened (unknown or missing data fails), then the module is loaded and
+probed. An evaluator whose requirement the module lacks (features, logits,
+fine-tuning) is skipped with a one-line note. `on_rows` receives each
+evaluator's rows as soon as it finishes, so a long run appends complete
+results as it goes.
+"""
+
+import os
+import time
+
+from benchmark.evaluators.context import EvaluationContext
+from benchmark.features.extract import PROTOCOL_CROP_FRACTION, preprocessing
+from benchmark.modules.loading import Module, load_module
+from benchmark.modules.sandbox import ENV_TOOL
+from benchmark.results import leaderboard
+from zoo.provenance import environment
+
+
+def prepare(config, only=None):
+    """Returns the built evaluators of `config` (see BenchmarkConfig.evaluators)."""
+    return config.evaluators(only)
+
+
+def run_benchmark(
+    config,
+    module,
+    *,
+    only=None,
+    data_dir=None,
+    cache_dir=None,
+    strategy=None,
+    load=None,
+    provenance=None,
+    on_rows=None,
+    record=None,
+    report=print,
+):
+    """Returns the leaderboard rows of `module` under `config`.
+
+    Args:
+      config: a benchmark.configs.config.BenchmarkConfig.
+      module: a handle or a loaded benchmark.modules.loading.Module.
+      only: run only the evaluators with these names.
+      data_dir: the TFDS data folder.
+      cache_dir: the feature cache folder (None: no disk cache).
+      strategy: a tf.distribute strategy for evaluators that train.
+      load: keyword overrides of `load_module` (image_size, signature,
+        value_range, output) when `module` is a handle.
+      provenance: extra row fields overriding the module's metadata
+        (arch, objective, pretrain_dataset, seed).
+      on_rows: called with each evaluator's rows when it finishes.
+      record: a dict filled for results bundles: "datasets" ({name:
+        fingerprint} of every dataset read) and "predictions" ({row key:
+        {example id: prediction}} of the rows whose protocol has them).
+      report: receives one-line progress messages.
+    """
+    evaluators = prepare(config, only)
+    context = EvaluationContext(
+        None,
+        data_dir=data_dir,
+        cache_dir=cache_dir,
+        batch_size=config.batch_size,
+        strategy=strategy,
+        report=report,
+    )
+    open_datasets(evaluators, context)  # Every dataset opens before the module.
+    if record is not None:
+        record.setdefault("predictions", {})
+        record["datasets"] = {
+            d.name: d.fingerprint() for d in context.opened_datasets()
+        }
+    if not isinstance(module, Module):
+        module = load_module(module, **(load or {}))
+        report(
+            f"[module] {module.handle} {module.contract()} sha256 {module.sha256[:12]}"
+        )
+    context.module = module
+    base = base_row(module, provenance)
+    rows = []
+    for i, evaluator in enumerate(evaluators, start=1):
+        where = f"[{i}/{len(evaluators)}] {evaluator.name}"
+        reason = evaluator.missing(module)
+        if reason:
+            report(f"[skip] {where}: {reason}")
+            continue
+        report(f"[benchmark] {where} on {getattr(evaluator, 'data', None) or '-'}")
+        start = time.perf_counter()
+        measurements = list(evaluator.run(context))
+        seconds = round(time.perf_counter() - start, 3)
+        new = measurement_rows(base, module, config, evaluator, measurements, seconds)
+        if record is not None:
+            for row, m in zip(new, measurements):
+                if m.predictions:
+                    record["predictions"][leaderboard.row_key(row)] = m.predictions
+        for row in new:
+            report(
+                f"[benchmark] {row['evaluation']} {row['dataset']} {row['split']}: "
+                f"{row['metric']} {float(row['value']):.4f}"
+            )
+        if on_rows and new:
+            on_rows(new)
+        rows += new
+    return rows
+
+
+def open_datasets(evaluators, context):
+    """Opens (and, for TFDS builders, prepares) every dataset `evaluators`
+    read, so a missing one fails before any module work."""
+    for evaluator in evaluators:
+        for spec in evaluator.data_specs():
+            context.dataset(spec)
+
+
+def base_row(module, provenance=None):
+    """Returns the leaderboard fields shared by every row of one module."""
+    meta = module.metadata
+    row = {
+        "source": leaderboard.MEASURED,
+        "handle": module.handle,
+        "module_sha256": module.sha256,
+        "arch": meta.get("arch", ""),
+        "objective": meta.get("objective", ""),
+        "pretrain_dataset": meta.get("dataset", ""),
+        "seed": meta.get("seed", ""),
+        **environment(),
+        "sandbox": os.environ.get(ENV_TOOL) or "off",
+    }
+    row.update(provenance or {})
+    return row
+
+
+def measurement_rows(base, module, config, evaluator, measurements, seconds):
+    """Returns the leaderboard rows of one evaluator's measurements: the
+    evaluator's protocol plus the config name, the module's input contract and
+    the preprocessing of its evaluation images."""
+    crop = getattr(
+        evaluator,
+        "crop_fraction",
+        getattr(evaluator, "eval_crop_fraction", PROTOCOL_CROP_FRACTION),
+    )
+    protocol = dict(
+        evaluator.protocol(),
+        config=config.name,
+        input=module.contract(),
+        preprocessing=preprocessing(module, crop),
+    )
+    return [
+        leaderboard.make_row(
+            **base,
+            evaluation=evaluator.name,
+            dataset=m.dataset,
+            split=m.split,
+            train_size=m.train_size,
+            test_size=m.test_size,
+            metric=m.metric,
+            value=m.value,
+            protocol=protocol,
+            selected=m.selected,
+            seconds=seconds,
+        )
+        for m in measurements
+    ]

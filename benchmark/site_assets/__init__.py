@@ -1,1 +1,0 @@
-"""The web leaderboard's page, script and style (copied by benchmark/site.py)."""
