@@ -41,16 +41,18 @@ import statistics
 import numpy as np
 
 from benchmark.results import leaderboard
-from benchmark.stats.metrics import spearman_rho
+from benchmark.results import names as result_names
+from benchmark.results.markdown import markdown_table
+from benchmark.stats.metrics import percentile_interval, spearman_rho
 from zoo.files import write_atomic
 
 RESAMPLES = 2000
 COLUMNS = (
     ("top1", "source top-1", 100.0),
     ("r2", "R²", 1.0),
-    ("linear", "linear", 100.0),
-    ("knn", "kNN", 100.0),
-    ("finetune", "fine-tune", 100.0),
+    ("linear_probe", result_names.label("linear_probe"), 100.0),
+    ("knn", result_names.label("knn"), 100.0),
+    ("fine_tune", result_names.label("fine_tune"), 100.0),
     ("chexpert", "Chexpert AUC", 100.0),
     ("sparsity", "non-zero", 1.0),
     ("nc1", "NC1", 1.0),
@@ -79,7 +81,7 @@ def module_values(rows, source, transfer):
             put(r, "r2")
         elif e in ("linear_probe", "knn", "fine_tune") and m == "accuracy":
             if d == transfer:
-                put(r, {"linear_probe": "linear", "knn": "knn"}.get(e, "finetune"))
+                put(r, e)
         elif e == "chexpert" and m == "auc_mean" and r["split"].endswith("valid"):
             put(r, "chexpert")
         elif e == "sparsity" and m == "nonzero_fraction":
@@ -119,12 +121,8 @@ def _bootstrap(statistic, groups, seed=0):
     draws = []
     for _ in range(RESAMPLES):
         pick = {o: rng.integers(0, n, n) for o, n in sizes.items() if n}
-        value = statistic(pick)
-        if not math.isnan(value):
-            draws.append(value)
-    if not draws:
-        return float("nan"), float("nan")
-    return float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))
+        draws.append(statistic(pick))
+    return percentile_interval(draws, 0.95)
 
 
 def _verdict(value, low, high, sign, null):
@@ -208,7 +206,7 @@ def _means(pairs, used, pick):
 
 
 def claim_b(values, objectives):
-    pairs = _paired(values, objectives, "r2", "linear")
+    pairs = _paired(values, objectives, "r2", "linear_probe")
     used = [o for o in objectives if pairs[o]]
     if len(used) < 3:
         return {"verdict": "not measured"}
@@ -228,7 +226,7 @@ def claim_b(values, objectives):
 
 
 def claim_c(values, objectives):
-    pairs = _paired(values, objectives, "linear", "finetune")
+    pairs = _paired(values, objectives, "linear_probe", "fine_tune")
     used = [o for o in objectives if pairs[o]]
     if len(used) < 3:
         return {"verdict": "not measured"}
@@ -335,8 +333,8 @@ def _figures(values, objectives, layers, cka, folder):
     os.makedirs(folder, exist_ok=True)
     written = []
     r2 = by_objective(values, objectives, "r2")
-    lin = by_objective(values, objectives, "linear")
-    ft = by_objective(values, objectives, "finetune")
+    lin = by_objective(values, objectives, "linear_probe")
+    ft = by_objective(values, objectives, "fine_tune")
     figure = new_figure(figsize=(11, 4.5))
     left, right = figure.subplots(1, 2)
     for o in objectives:
@@ -481,15 +479,16 @@ def _markdown(matrix, values, objectives, claims, figures, out):
         "",
         "## Results per objective (mean ± std over seeds, n)",
         "",
-        "| objective | " + " | ".join(label for _, label, _ in COLUMNS) + " |",
-        "|---|" + "---:|" * len(COLUMNS),
-    ]
-    for o in objectives:
-        cells = [
-            _cell(by_objective(values, objectives, c)[o], scale)
-            for c, _, scale in COLUMNS
-        ]
-        lines.append(f"| {o} | " + " | ".join(cells) + " |")
+        markdown_table(
+            ["objective", *(label for _, label, _ in COLUMNS)],
+            [
+                [o, *(_cell(by_objective(values, objectives, c)[o], scale)
+                      for c, _, scale in COLUMNS)]
+                for o in objectives
+            ],
+            numeric=range(1, 1 + len(COLUMNS)),
+        ),
+    ]  # fmt: skip
     lines += [
         "",
         "Accuracies and AUC in percent. Source top-1: the module's classifier on "
@@ -500,8 +499,6 @@ def _markdown(matrix, values, objectives, claims, figures, out):
         "",
         "## The paper's claims",
         "",
-        "| claim | statistic | 95% interval | verdict |",
-        "|---|---|---|---|",
     ]
     a, b, c, d = (claims[k] for k in "abcd")
     rows = [
@@ -540,13 +537,20 @@ def _markdown(matrix, values, objectives, claims, figures, out):
             lambda: f"gap in [{_fmt(d['low'])}, {_fmt(d['high'])}]",
         ),
     ]
+    claim_rows = []
     for title, claim, needs, statistic, interval in rows:
         measured = needs in claim
-        lines.append(
-            f"| {title} | {statistic() if measured else '–'} | "
-            f"{_interval_text(claim, interval) if measured else '–'} | "
-            f"{claim['verdict']} |"
+        claim_rows.append(
+            (
+                title,
+                statistic() if measured else "–",
+                _interval_text(claim, interval) if measured else "–",
+                claim["verdict"],
+            )
         )
+    lines.append(
+        markdown_table(("claim", "statistic", "95% interval", "verdict"), claim_rows)
+    )
     lines += [
         "",
         "Intervals: percentile bootstrap (2,000 resamples) over seeds, each "
@@ -625,12 +629,16 @@ def _reading(claims, matrix, values, objectives):
         )
     if "ratio" in c:
         lp = _mean(
-            [_mean(v) for v in by_objective(values, objectives, "linear").values() if v]
+            [
+                _mean(v)
+                for v in by_objective(values, objectives, "linear_probe").values()
+                if v
+            ]
         )
         ft = _mean(
             [
                 _mean(v)
-                for v in by_objective(values, objectives, "finetune").values()
+                for v in by_objective(values, objectives, "fine_tune").values()
                 if v
             ]
         )

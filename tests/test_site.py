@@ -185,12 +185,12 @@ def test_the_site_sorts_filters_and_shows_provenance_in_a_real_browser(
     assert browser.find_element("id", "count").text == "28 of 28 configurations"
 
     # Default order: linear transfer, best first; a click reverses it.
-    linear = [v for v in _column(browser, "linear") if v is not None]
+    linear = [v for v in _column(browser, "linear_probe") if v is not None]
     assert linear == sorted(linear, reverse=True) and len(linear) == 28
-    header = browser.find_element("css selector", 'th[data-key="linear"]')
+    header = browser.find_element("css selector", 'th[data-key="linear_probe"]')
     assert header.get_attribute("aria-sort") == "descending"
     header.find_element("tag name", "button").click()
-    linear = [v for v in _column(browser, "linear") if v is not None]
+    linear = [v for v in _column(browser, "linear_probe") if v is not None]
     assert linear == sorted(linear)
     browser.find_element("css selector", 'th[data-key="r2"] button').click()
     r2 = [v for v in _column(browser, "r2") if v is not None]
@@ -211,9 +211,9 @@ def test_the_site_sorts_filters_and_shows_provenance_in_a_real_browser(
     # Seed statistics: mean, 95% t-interval, n; label smoothing's drop of
     # 5.7 points over 3 seeds is significant, its kNN change is not.
     smoothing, softmax = rows
-    cell = softmax.find_element("css selector", 'td[data-key="linear"]')
+    cell = softmax.find_element("css selector", 'td[data-key="linear_probe"]')
     assert cell.text == "91.0 ± 2.5 (3)"
-    cell = smoothing.find_element("css selector", 'td[data-key="linear"]')
+    cell = smoothing.find_element("css selector", 'td[data-key="linear_probe"]')
     assert cell.text == "85.3 ± 1.4 (3)*"
     assert "p = " in cell.get_attribute("title")
     knn = smoothing.find_element("css selector", 'td[data-key="knn"]').text

@@ -147,26 +147,26 @@ def test_the_claims_on_values_of_known_outcome():
         "softmax": dict(
             top1=[0.70, 0.71, 0.69],
             r2=[0.30, 0.31, 0.29],
-            linear=[0.80, 0.81, 0.79],
-            finetune=[0.90, 0.90, 0.91],
+            linear_probe=[0.80, 0.81, 0.79],
+            fine_tune=[0.90, 0.90, 0.91],
         ),
         "a": dict(
             top1=[0.72, 0.73, 0.72],
             r2=[0.40, 0.41, 0.40],
-            linear=[0.75, 0.74, 0.75],
-            finetune=[0.90, 0.91, 0.90],
+            linear_probe=[0.75, 0.74, 0.75],
+            fine_tune=[0.90, 0.91, 0.90],
         ),
         "b": dict(
             top1=[0.74, 0.73, 0.74],
             r2=[0.50, 0.49, 0.50],
-            linear=[0.70, 0.71, 0.70],
-            finetune=[0.89, 0.90, 0.90],
+            linear_probe=[0.70, 0.71, 0.70],
+            fine_tune=[0.89, 0.90, 0.90],
         ),
         "c": dict(
             top1=[0.68, 0.67, 0.68],
             r2=[0.20, 0.21, 0.20],
-            linear=[0.85, 0.84, 0.85],
-            finetune=[0.91, 0.90, 0.90],
+            linear_probe=[0.85, 0.84, 0.85],
+            fine_tune=[0.91, 0.90, 0.90],
         ),
     }
     values = _values(table)
@@ -180,7 +180,7 @@ def test_the_claims_on_values_of_known_outcome():
     c = reproduction.claim_c(values, objectives)
     assert c["ratio"] < 0.2 and c["verdict"] == "reproduced" and c["high"] < 1
     # Reversed: transfer rises with R^2.
-    flipped = {o: dict(v, linear=v["r2"]) for o, v in table.items()}
+    flipped = {o: dict(v, linear_probe=v["r2"]) for o, v in table.items()}
     b = reproduction.claim_b(_values(flipped), objectives)
     assert b["rho"] == pytest.approx(1.0) and b["verdict"] == "not reproduced"
 
@@ -198,7 +198,7 @@ def test_the_claims_on_values_of_known_outcome():
 
 def test_a_single_seed_gives_no_interval_and_says_so():
     table = {
-        o: dict(r2=[r], linear=[lin], finetune=[ft])
+        o: dict(r2=[r], linear_probe=[lin], fine_tune=[ft])
         for o, r, lin, ft in (
             ("softmax", 0.3, 0.8, 0.9),
             ("a", 0.4, 0.7, 0.9),

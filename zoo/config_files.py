@@ -23,3 +23,42 @@ def parse_value(text):
         return json.loads(text)
     except (json.JSONDecodeError, TypeError):
         return text
+
+
+def config_module(path):
+    """Returns the Python module of the config file at `path`, executed."""
+    import importlib.util
+
+    name = "config_" + os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_config_file(
+    name_or_path, folder, config_type, what="config", error=ValueError
+):
+    """Returns `get_config()` of the config named `name_or_path` in `folder`
+    or of a .py file: the one config-file loader (training, benchmark,
+    analysis and study configs). Raises `error` with one line for an unknown
+    name, a missing file or a get_config() of another type than
+    `config_type`."""
+    if name_or_path.endswith(".py"):
+        path = name_or_path
+        if not os.path.isfile(path):
+            raise error(f"{what} file {path} not found")
+    elif name_or_path in config_names(folder):
+        path = os.path.join(folder, f"{name_or_path}.py")
+    else:
+        raise error(
+            f"unknown {what} '{name_or_path}'; use one of "
+            f"{', '.join(config_names(folder))} or a path to a .py file defining "
+            "get_config()"
+        )
+    config = config_module(path).get_config()
+    if not isinstance(config, config_type):
+        raise error(
+            f"{name_or_path}: get_config() must return a {config_type.__name__}"
+        )
+    return config

@@ -9,11 +9,9 @@ they parse.
 """
 
 import dataclasses
-import importlib.util
-import os
 
 from benchmark.analyses import AnalysisError, create_analysis, list_analyses
-from benchmark.analyses.configs import CONFIG_DIR, list_analysis_configs
+from benchmark.analyses.configs import CONFIG_DIR
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,24 +39,11 @@ class AnalysisConfig:
 
 def load_analysis_config(name_or_path):
     """Returns the AnalysisConfig of a shipped name or a .py file."""
-    if name_or_path.endswith(".py"):
-        path = name_or_path
-        if not os.path.isfile(path):
-            raise AnalysisError(f"analysis config file {path} not found")
-    elif name_or_path in list_analysis_configs():
-        path = os.path.join(CONFIG_DIR, f"{name_or_path}.py")
-    else:
-        raise AnalysisError(
-            f"unknown analysis config '{name_or_path}'; use one of "
-            f"{', '.join(list_analysis_configs())} or a .py file"
-        )
-    spec = importlib.util.spec_from_file_location("analysis_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config()
-    if not isinstance(config, AnalysisConfig):
-        raise AnalysisError(f"{path}: get_config() must return an AnalysisConfig")
-    return config
+    from zoo.config_files import load_config_file
+
+    return load_config_file(
+        name_or_path, CONFIG_DIR, AnalysisConfig, "analysis config", AnalysisError
+    )
 
 
 def apply_analysis_overrides(config, overrides):

@@ -10,6 +10,7 @@ Examples:
   zoo-benchmark --config=smoke --module=PATH --set=fine_tune.steps=100 \\
       --set=knn.weighted=true
   zoo-benchmark --config=my_config.py --module=https://example.org/module.tar.gz
+  zoo-benchmark --request=run.json    # a stored run request (a bundle's manifest)
 
 A config (benchmark/configs/NAME.py or a .py file) names the evaluators, their
 data and settings; --set=KEY=VALUE overrides a config field (max_per_class=50,
@@ -23,7 +24,8 @@ input size, dtype and value range come from what it declares (--image_size,
 any op outside the allowlist of pure image-module ops are refused before
 anything runs. An evaluator that needs what the module lacks (logits,
 fine-tuning) is skipped with a note; each evaluator's rows are appended when
-it finishes.
+it finishes. The flags make one run request (benchmark.runner.request), the
+same as zoo-submit's and `benchmark.evaluate`'s; --request runs a stored one.
 """
 
 import os

@@ -17,14 +17,11 @@ and of tuple-valued arguments becomes a list.
 """
 
 import dataclasses
-import importlib
-import importlib.util
 import inspect
 import os
 
-from benchmark.configs import list_configs
 from benchmark.evaluators import EVALUATORS, create_evaluator
-from zoo.config_files import parse_value
+from zoo.config_files import load_config_file, parse_value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,27 +158,9 @@ def _type_error(error, accepted):
 
 def load_config(name_or_path):
     """Returns the BenchmarkConfig of a config named in benchmark/configs or a
-    .py file defining get_config()."""
-    if name_or_path.endswith(".py"):
-        if not os.path.isfile(name_or_path):
-            raise ValueError(f"config file {name_or_path} not found")
-        spec = importlib.util.spec_from_file_location(
-            "benchmark_user_config", name_or_path
-        )
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    else:
-        if name_or_path not in list_configs():
-            raise ValueError(
-                f"unknown benchmark config '{name_or_path}'; use one of "
-                f"{', '.join(list_configs())} or a path to a .py file defining "
-                "get_config()"
-            )
-        module = importlib.import_module(f"benchmark.configs.{name_or_path}")
-    config = module.get_config()
-    if not isinstance(config, BenchmarkConfig):
-        raise ValueError(f"{name_or_path}: get_config() must return a BenchmarkConfig")
-    return config
+    .py file defining get_config() (zoo.config_files.load_config_file)."""
+    folder = os.path.dirname(os.path.abspath(__file__))
+    return load_config_file(name_or_path, folder, BenchmarkConfig, "benchmark config")
 
 
 def apply_overrides(config, overrides):

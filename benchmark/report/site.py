@@ -37,7 +37,7 @@ import tempfile
 
 from benchmark.report import views
 from benchmark.report.analysis_plots import heatmap_pairs
-from benchmark.results import leaderboard
+from benchmark.results import leaderboard, names
 from benchmark.stats import seeds
 from zoo.files import swap_in_folder
 
@@ -45,24 +45,8 @@ ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "site_assets")
 ASSET_FILES = ("index.html", "site.js", "site.css")
 MARKER = ".zoo-leaderboard-site"
 FIGURE = "transfer_vs_r2.png"
-SUMMARY_LABELS = {
-    "top1": "top-1",
-    "linear": "linear",
-    "knn": "kNN",
-    "finetune": "fine-tune",
-    "r2": "R²",
-    "chexpert": "Chexpert",
-}
-EVALUATION_TITLES = {
-    "linear_probe": "Linear probe",
-    "knn": "kNN",
-    "fine_tune": "Fine-tuning",
-    "chexpert": "Chexpert",
-    "class_separation": "Class separation",
-    "imagenet_ood": "ImageNet & OOD",
-    "holdout": "Holdout",
-    "calibration": "Calibration",
-}
+SUMMARY_LABELS = {column: label for column, (label, _) in names.SUMMARY.items()}
+EVALUATION_TITLES = names.EVALUATIONS
 
 
 class SiteError(ValueError):

@@ -7,7 +7,7 @@ difference from softmax that Welch's t-test calls significant (p < 0.05).
 Summary columns (each the configuration's mean over seeds):
   top1      source-task top-1: the `holdout` evaluation on the pretraining
             data, else `imagenet_ood` top-1 on it;
-  linear, knn, finetune
+  linear_probe, knn, fine_tune
             the mean over transfer datasets of that evaluation's accuracy
             (the per-seed mean over datasets when every seed has them all);
   r2        class separation R^2 on the pretraining data, else the first
@@ -19,21 +19,13 @@ Summary columns (each the configuration's mean over seeds):
 import math
 import typing
 
+from benchmark.results import names
 from benchmark.stats import seeds
 
-SUMMARY_COLUMNS = ("top1", "linear", "knn", "finetune", "r2", "chexpert")
-# zoo-leaderboard --rank_by accepts evaluation names; their summary column.
-RANK_COLUMNS = {
-    "holdout": "top1",
-    "imagenet_ood": "top1",
-    "linear_probe": "linear",
-    "knn": "knn",
-    "fine_tune": "finetune",
-    "class_separation": "r2",
-    "chexpert": "chexpert",
-}
-TRANSFER = {"linear": "linear_probe", "knn": "knn", "finetune": "fine_tune"}
-PERCENT = {"top1", "linear", "knn", "finetune", "chexpert"}
+SUMMARY_COLUMNS = tuple(names.SUMMARY)
+RANK_COLUMNS = names.RANK_COLUMNS
+TRANSFER = {column: column for column in names.TRANSFER}
+PERCENT = {column for column, (_, percent) in names.SUMMARY.items() if percent}
 
 
 def short_dataset(name):

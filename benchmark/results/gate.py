@@ -34,6 +34,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 
 from benchmark.results import leaderboard
+from benchmark.results.markdown import markdown_table
 from zoo.files import write_atomic
 
 FORMAT_VERSION = 1
@@ -240,19 +241,15 @@ def junit_xml(judgements, suite="zoo-benchmark"):
 
 def step_summary(judgements):
     """Returns GitHub step-summary markdown."""
-    lines = [
-        "### zoo-benchmark gate",
-        "",
-        "| metric | baseline | value | drop | tolerance | verdict |",
-        "|---|---:|---:|---:|---:|---|",
-    ]
-    for j in judgements:
-        fmt = lambda v: "" if v is None else f"{v:.4f}"  # noqa: E731
-        lines.append(
-            f"| {name(j.key)} | {fmt(j.baseline)} | {fmt(j.value)} | {fmt(j.drop)} | "
-            f"{j.allowed:.4f} | {j.verdict} |"
-        )
-    return "\n".join(lines) + "\n"
+    fmt = lambda v: "" if v is None else f"{v:.4f}"  # noqa: E731
+    header = ("metric", "baseline", "value", "drop", "tolerance", "verdict")
+    rows = [
+        (name(j.key), fmt(j.baseline), fmt(j.value), fmt(j.drop),
+         f"{j.allowed:.4f}", j.verdict)
+        for j in judgements
+    ]  # fmt: skip
+    table = markdown_table(header, rows, numeric=(1, 2, 3, 4))
+    return "### zoo-benchmark gate\n\n" + table + "\n"
 
 
 def benchmark_json(judgements):

@@ -15,6 +15,8 @@ import json
 import math
 import os
 
+from benchmark.results import names
+from benchmark.results.markdown import markdown_table
 from zoo.files import atomic_path
 
 COLUMNS = (
@@ -65,17 +67,7 @@ JSON_COLUMNS = ("protocol", "selected")
 MEASURED = "measured"
 PAPER_PREFIX = "paper:"
 
-# The paper's evaluation names -> this project's evaluator names, so reported
-# and measured rows share evaluation, dataset, split and metric (paper_rows).
-PAPER_EVALUATIONS = {
-    "linear": "linear_probe",
-    "knn": "knn",
-    "finetune": "fine_tune",
-    "imagenet": "imagenet_ood",
-    "class_separation": "class_separation",
-    "chexpert_official_val": "chexpert",
-    "chexpert_iid_split": "chexpert",
-}
+PAPER_EVALUATIONS = names.PAPER_EVALUATIONS
 # Chexpert's two settings, as the measured rows' split.
 PAPER_CHEXPERT_SPLITS = {
     "chexpert_official_val": "train->valid",
@@ -499,19 +491,5 @@ def format_metric(metric, value):
 
 
 def _markdown(header, lines, numeric):
-    """Returns a markdown table with padded cells; `numeric` columns right-aligned."""
-    numeric = set(numeric)
-    table = [header, *lines]
-    widths = [max(len(str(r[i])) for r in table) for i in range(len(header))]
-
-    def fmt(cells):
-        padded = [
-            str(c).rjust(w) if i in numeric else str(c).ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths))
-        ]
-        return "| " + " | ".join(padded) + " |"
-
-    rule = [
-        "-" * (w - 1) + ":" if i in numeric else "-" * w for i, w in enumerate(widths)
-    ]
-    return "\n".join([fmt(header), "| " + " | ".join(rule) + " |", *map(fmt, lines)])
+    """Returns a padded markdown table; `numeric` columns right-aligned."""
+    return markdown_table(header, lines, numeric, pad=True)

@@ -9,6 +9,7 @@ import tempfile
 
 from benchmark.results import bundle as bundles
 from benchmark.results import leaderboard
+from benchmark.results.markdown import markdown_table
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -66,10 +67,7 @@ def comparison_table(b, rerun, evaluations):
     }
     tolerances = b.manifest.get("tolerances", {})
     header = "evaluation dataset split metric bundle re-run tolerance verdict"
-    lines = [
-        "| " + " | ".join(header.split()) + " |",
-        "|---|---|---|---|---:|---:|---:|---|",
-    ]
+    lines = []
     for row in b.rows:
         key = (row["evaluation"], row["dataset"], row["split"], row["metric"])
         tolerance = float(tolerances.get(row["evaluation"], bundles.DEFAULT_TOLERANCE))
@@ -81,10 +79,8 @@ def comparison_table(b, rerun, evaluations):
         else:
             again = f"{fresh[key]:.4f}"
             verdict = "ok" if abs(fresh[key] - value) <= tolerance else "FAIL"
-        lines.append(
-            f"| {' | '.join(key)} | {value:.4f} | {again} | {tolerance:g} | {verdict} |"
-        )
-    return "\n".join(lines)
+        lines.append((*key, f"{value:.4f}", again, f"{tolerance:g}", verdict))
+    return markdown_table(header.split(), lines, numeric=(4, 5, 6))
 
 
 def verify(path, rerun="sample", sandbox="auto", resolve=None, report=print):

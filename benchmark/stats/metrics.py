@@ -139,18 +139,26 @@ def spearman_rho(x, y):
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
-def bootstrap_interval(statistic, n, *, resamples=2000, level=0.95, seed=0):
-    """Returns the percentile bootstrap interval (low, high) of
-    `statistic(indices)` over `resamples` draws of n indices with
-    replacement; draws where it is nan are left out."""
-    rng = np.random.default_rng(seed)
-    values = np.array([statistic(rng.integers(0, n, size=n)) for _ in range(resamples)])
+def percentile_interval(values, level=0.95):
+    """Returns (low, high), the (1 - level) / 2 and (1 + level) / 2 quantiles
+    of the finite `values` (linear interpolation), or (nan, nan) when none
+    is finite: the interval of every bootstrap here (the resampling is each
+    protocol's own: examples, pairs, or each objective's seeds)."""
+    values = np.asarray(values, dtype=np.float64)
     values = values[np.isfinite(values)]
     if not len(values):
         return float("nan"), float("nan")
-    tail = (1.0 - level) / 2.0 * 100.0
-    low, high = np.percentile(values, [tail, 100.0 - tail])
+    low, high = np.quantile(values, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
     return float(low), float(high)
+
+
+def bootstrap_interval(statistic, n, *, resamples=2000, level=0.95, seed=0):
+    """Returns the percentile bootstrap interval (low, high) of
+    `statistic(indices)` over `resamples` draws of n indices with
+    replacement (`percentile_interval`; nan draws are left out)."""
+    rng = np.random.default_rng(seed)
+    values = [statistic(rng.integers(0, n, size=n)) for _ in range(resamples)]
+    return percentile_interval(values, level)
 
 
 def spearman_with_interval(x, y, **kwargs):

@@ -11,6 +11,8 @@ example is called positive when its score is > t; the ROC points
 import numpy as np
 from scipy import stats
 
+from benchmark.stats.metrics import percentile_interval
+
 EPSILON = 1e-7  # Keras' epsilon: the end thresholds sit just outside [0, 1].
 
 
@@ -86,8 +88,7 @@ def bootstrap_interval(
     neg_hist, pos_hist = counts[..., 0], counts[..., 1]
     valid = (pos_hist.sum(1) > 0) & (neg_hist.sum(1) > 0)
     aucs = _auc_from_counts(pos_hist[valid], neg_hist[valid])
-    low, high = np.quantile(aucs, [(1 - level) / 2, (1 + level) / 2])
-    return float(low), float(high)
+    return percentile_interval(aucs, level)
 
 
 def _bucket_index(scores, num_thresholds):

@@ -10,19 +10,16 @@ file defining one), else a training config of zoo/configs trained over
 --objectives and --seeds.
 """
 
-import importlib.util
 import os
+
+from zoo.config_files import config_module, config_names, load_config_file
 
 CONFIG_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def list_matrix_configs():
     """Returns the names of the matrix configs shipped here."""
-    return sorted(
-        f[:-3]
-        for f in os.listdir(CONFIG_DIR)
-        if f.endswith(".py") and not f.startswith("_")
-    )
+    return config_names(CONFIG_DIR)
 
 
 def is_matrix_config(name_or_path):
@@ -33,7 +30,7 @@ def is_matrix_config(name_or_path):
     if name_or_path.endswith(".py") and os.path.isfile(name_or_path):
         from pipeline.matrix import MatrixConfig
 
-        return isinstance(_module(name_or_path).get_config(), MatrixConfig)
+        return isinstance(config_module(name_or_path).get_config(), MatrixConfig)
     return False
 
 
@@ -41,23 +38,4 @@ def load_matrix_config(name_or_path):
     """Returns the MatrixConfig of a shipped name or a .py file."""
     from pipeline.matrix import MatrixConfig
 
-    if name_or_path in list_matrix_configs():
-        path = os.path.join(CONFIG_DIR, f"{name_or_path}.py")
-    elif name_or_path.endswith(".py") and os.path.isfile(name_or_path):
-        path = name_or_path
-    else:
-        raise ValueError(
-            f"unknown matrix config '{name_or_path}'; use one of "
-            f"{', '.join(list_matrix_configs())} or a .py file"
-        )
-    config = _module(path).get_config()
-    if not isinstance(config, MatrixConfig):
-        raise ValueError(f"{path}: get_config() must return a MatrixConfig")
-    return config
-
-
-def _module(path):
-    spec = importlib.util.spec_from_file_location("matrix_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_config_file(name_or_path, CONFIG_DIR, MatrixConfig, "matrix config")

@@ -54,7 +54,7 @@
 
   function defaultSort(tab) {
     const keys = tab.columns.map((c) => c.key);
-    return keys.includes("linear") ? "linear" : keys[0];
+    return keys.includes("linear_probe") ? "linear_probe" : keys[0];
   }
 
   function cellText(cell, column) {
