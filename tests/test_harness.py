@@ -3,11 +3,11 @@ the override syntax, the smoke config end to end on a real module, and
 one-line errors for fetches and messages."""
 
 import http.server
+import importlib
 import inspect
 import json
 import math
 import os
-import sys
 import threading
 
 import numpy as np
@@ -94,7 +94,7 @@ def test_bad_settings_fail_when_built(name, settings, message):
 @pytest.mark.parametrize("name", list_configs())
 def test_every_config_builds_and_documents_its_command(name):
     config = load_config(name)
-    module = sys.modules[f"benchmark.configs.{name}"]
+    module = importlib.import_module(f"benchmark.configs.{name}")
     assert "Command:" in module.__doc__ and "Expected:" in module.__doc__
     assert f"--config={name}" in module.__doc__
     if not config.datasets:
