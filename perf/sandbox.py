@@ -15,8 +15,9 @@ Command (about 3 minutes on 2 shared CPU cores):
   .venv/bin/python perf/sandbox.py
 
 Measured (2 CPU cores, TF 2.21, bubblewrap 0.8, width 0.25 at 64 px, 3
-rounds): in-process 14.1-14.9 s, sandboxed 20.5-21.0 s, median ratio 1.475.
-The difference, about 6.5 s, is fixed per command (the child's Python and
+rounds, with each run's file-system view): in-process 14.0-16.9 s,
+sandboxed 20.6-24.9 s, median ratio 1.467 (1.475 before the view). The
+difference, about 7 s, is fixed per command (the child's Python and
 TensorFlow start-up and the parent's dataset check), so the ratio tends to 1
 as the benchmark grows: on the paper config's hours it is noise.
 """
