@@ -171,3 +171,43 @@ def test_training_from_python_leaves_seeds_and_determinism_as_they_were(tmp_path
     net = zoo.create_model("resnet50", num_classes=3, image_size=32,
                            width_multiplier=0.0625)  # fmt: skip
     assert net.output["logits"].shape[-1] == 3
+
+
+def test_export_pull_fetches_a_catalog_module_from_python(tmp_path):
+    """export.pull: a pinned catalog entry served on 127.0.0.1 is downloaded,
+    verified, scanned and cached; the second call is served from the cache."""
+    import hashlib
+
+    import export
+    from export.archive import pack_module
+    from tests.test_catalog import ModuleServer
+
+    module = tf.Module()
+    module.__call__ = tf.function(
+        lambda images: tf.reduce_mean(images, axis=[1, 2]),
+        input_signature=[tf.TensorSpec([None, 8, 8, 3], tf.float32)],
+    )
+    tf.saved_model.save(module, str(tmp_path / "module"))
+    archive = tmp_path / "tiny.tar.gz"
+    pack_module(str(tmp_path / "module"), str(archive))
+    body = archive.read_bytes()
+    server = ModuleServer({"/tiny.tar.gz": body})
+    entry = {
+        "name": "tiny", "source": "zoo", "arch": "resnet50", "objective": "softmax",
+        "seed": 0, "handle": server.url("/tiny.tar.gz"),
+        "sha256": hashlib.sha256(body).hexdigest(), "size": len(body),
+        "accuracy": 0.5,
+    }  # fmt: skip
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps({"catalog_version": 1, "entries": [entry]}))
+    lines = []
+    try:
+        first = export.pull("tiny", cache_dir=str(tmp_path / "hub"),
+                            catalog=str(catalog), report=lines.append)  # fmt: skip
+        server.stop()  # the second pull needs no network
+        again = export.pull("tiny", cache_dir=str(tmp_path / "hub"),
+                            catalog=str(catalog), report=lines.append)  # fmt: skip
+    finally:
+        server.stop()
+    assert first == again and os.path.isfile(os.path.join(first, "saved_model.pb"))
+    assert any("cached and verified" in line for line in lines)

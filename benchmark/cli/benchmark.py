@@ -145,13 +145,14 @@ def report_gate(judgements):
     import json
 
     from benchmark.results import gate
+    from zoo.files import write_atomic
 
     if FLAGS.junit:
-        with open(FLAGS.junit, "w") as f:
-            f.write(gate.junit_xml(judgements))
+        write_atomic(FLAGS.junit, gate.junit_xml(judgements))
     if FLAGS.benchmark_json:
-        with open(FLAGS.benchmark_json, "w") as f:
-            json.dump(gate.benchmark_json(judgements), f, indent=1)
+        write_atomic(
+            FLAGS.benchmark_json, json.dumps(gate.benchmark_json(judgements), indent=1)
+        )
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a") as f:
