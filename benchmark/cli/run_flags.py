@@ -86,12 +86,17 @@ def _default(name):
     return list(value) if isinstance(value, tuple) else value
 
 
-def define_flags(defaults=None):
+def define_flags(defaults=None, without=(), helps=None):
     """Defines the run flags (FLAG_SPECS, plus --request and the fetch
-    limits) in absl; `defaults` overrides some defaults for one entry point."""
-    defaults = defaults or {}
+    limits) in absl; for one entry point, `defaults` and `helps` override
+    some defaults and help texts, and the flags in `without` are left out
+    (their request fields keep RunRequest's defaults)."""
+    defaults, helps = defaults or {}, helps or {}
     for name, kind, help_text in FLAG_SPECS:
+        if name in without:
+            continue
         default = defaults.get(name, _default(name))
+        help_text = helps.get(name, help_text)
         if name == "config":
             help_text = f"Benchmark config: one of {', '.join(list_configs())}, or a "
             help_text += ".py file defining get_config()."
@@ -115,6 +120,8 @@ def from_flags(values):
         return RunRequest.read(values.request)
     fields, options = {}, {}
     for name, _, _ in FLAG_SPECS:
+        if name not in values:
+            continue  # an entry point without this flag
         value = getattr(values, name)
         field = _FIELD_OF_FLAG.get(name, name)
         if isinstance(value, list):
@@ -122,7 +129,7 @@ def from_flags(values):
         (options if field in OPTION_FIELDS else fields)[field] = value
     for name in ("max_module_mb", "download_deadline_s"):
         fields[name] = getattr(values, name)
-    fields["cache_dir"] = fields["cache_dir"] or None
-    fields["leaderboard"] = fields["leaderboard"] or None
-    fields["bundle"] = fields["bundle"] or None
+    for name in ("cache_dir", "leaderboard", "bundle"):
+        if name in fields:
+            fields[name] = fields[name] or None
     return RunRequest(options=ModuleOptions(**options), **fields)

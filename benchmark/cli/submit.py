@@ -27,7 +27,12 @@ from export import flags as fetch_flags
 from zoo.cli import run_main
 
 FLAGS = flags.FLAGS
-define_flags()  # every zoo-benchmark run option: --output, --signature, ...
+# Every zoo-benchmark run option (--output, --signature, ...) but the
+# leaderboard: a submission writes only its bundle.
+define_flags(
+    without=("leaderboard",),
+    helps={"bundle": "Folder to write the results bundle to (required)."},
+)
 flags.adopt_module_key_flags(fetch_flags)
 flags.adopt_module_key_flags(run_flags)
 flags.mark_flags_as_required(["module", "bundle"])
@@ -64,7 +69,7 @@ def main(argv):
         )
     from benchmark.runner.execute import execute
 
-    request = from_flags(FLAGS).replace(leaderboard=None)
+    request = from_flags(FLAGS).replace(leaderboard=None)  # no leaderboard flag
     execute(request, report=lambda line: print(line, flush=True))
     print(
         f"bundle ready: {FLAGS.bundle}. Attach it to a pull request "
