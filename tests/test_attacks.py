@@ -151,7 +151,9 @@ def test_inside_the_sandbox_nothing_outside_its_view_can_be_read(arena, tool, tm
     forged module inside the sandbox cannot restore the secret checkpoint,
     and no file outside the view (a sentinel here, the repository, home,
     another module's cache entry, /etc/shadow) can be opened."""
-    if tool not in _tools():
+    if not sandbox.works(tool):
+        if os.environ.get("CI"):
+            pytest.fail(f"{tool} cannot build a sandbox on this CI machine")
         pytest.skip(f"{tool} cannot build a sandbox here")
     _, secret, _, modules = arena
     sentinel = tmp_path / "sentinel"
