@@ -202,10 +202,6 @@ def build_model(config, objective, num_classes, precision="float32"):
         keras.mixed_precision.set_dtype_policy(previous)
 
 
-def _atomic_write_text(path, text):
-    write_atomic(path, text)
-
-
 def _read_json(path, default):
     if not os.path.isfile(path):
         return default
@@ -472,7 +468,7 @@ def _train_and_evaluate(config, workdir, strategy, report):
     run = _Run(config, workdir, strategy, report)
     os.makedirs(workdir, exist_ok=True)
     if run.chief:
-        _atomic_write_text(os.path.join(workdir, CONFIG_NAME), config.to_json())
+        write_atomic(os.path.join(workdir, CONFIG_NAME), config.to_json())
     step = run.restore()
     history = _read_json(os.path.join(workdir, HISTORY_NAME), [])
     history = [h for h in history if h["epoch"] * run.steps_per_epoch <= step]
@@ -569,7 +565,7 @@ def _end_epoch(run, epoch, history, writer, seconds):
     if run.chief:
         if improved or math.isnan(holdout["top1"]):
             run.save_best()
-        _atomic_write_text(
+        write_atomic(
             os.path.join(run.workdir, HISTORY_NAME), json.dumps(history, indent=1)
         )
         with writer.as_default(step=step):
@@ -628,9 +624,7 @@ def _finish(run, history, step_losses):
         "code_version": code_version(),
     }
     if run.chief:
-        _atomic_write_text(
-            os.path.join(run.workdir, INFO_NAME), json.dumps(info, indent=1)
-        )
+        write_atomic(os.path.join(run.workdir, INFO_NAME), json.dumps(info, indent=1))
     return TrainResult(
         workdir=run.workdir, info=info, model=run.model, step_losses=step_losses
     )

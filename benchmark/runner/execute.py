@@ -252,9 +252,10 @@ def run_sandboxed(tool, request, config, limits, report=print, quiet=False):
         if request.bundle:
             from benchmark.results import bundle
 
+            # The child's manifest already holds stored_request(request): it
+            # resets every field the child's request changes.
             made = bundle.read(child_bundle)
-            manifest = dict(made.manifest, request=stored_request(request).to_dict())
-            bundle.write(request.bundle, made.rows, made.predictions, manifest)
+            bundle.write(request.bundle, made.rows, made.predictions, made.manifest)
         shutil.rmtree(run_dir, ignore_errors=True)
         return rows
     kept = (
