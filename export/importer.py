@@ -37,7 +37,9 @@ for SavedModels known to expect those.
 
 import tensorflow as tf
 
+from export import normalization
 from export.hub_module import attach_signatures, input_size_note, write_module
+from export.normalization import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401 - re-export
 from zoo.provenance import code_version
 
 AUTHORS_SAVEDMODELS = "gs://gresearch/loss_functions_transfer/savedmodels"
@@ -70,8 +72,6 @@ AUTHORS_TOP1 = {
 }
 AUTHORS_IMAGE_SIZE = 224
 AUTHORS_WEIGHT_DECAY = 8e-5
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 INPUT_SCALES = ("imagenet_mean_std", "unit", "0_255")
 DEFAULT_INPUT_SCALE = "imagenet_mean_std"
 REQUIRED_OUTPUTS = ("final_avg_pool", "outputs")
@@ -91,12 +91,8 @@ def to_authors_input(images, input_scale=DEFAULT_INPUT_SCALE):
     """Returns images in [0, 1] mapped to what the authors' `image` expects:
     (x - mean) / std, x, or 255 x for input_scale "imagenet_mean_std", "unit",
     "0_255"."""
-    if input_scale == "imagenet_mean_std":
-        return (images - tf.constant(IMAGENET_MEAN)) / tf.constant(IMAGENET_STD)
-    if input_scale == "unit":
-        return images
-    if input_scale == "0_255":
-        return images * 255.0
+    if input_scale in INPUT_SCALES:
+        return normalization.apply(images, input_scale)
     raise ImporterError(
         f"unknown input_scale '{input_scale}'; use one of {', '.join(INPUT_SCALES)}"
     )

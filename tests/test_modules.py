@@ -257,11 +257,14 @@ def test_the_catalog_is_asked_before_the_local_directory(
 def test_contract_is_discovered_and_overridable(module_zoo):
     module = modules.load_module(module_zoo["good"])
     assert module.contract() == {
+        "format": "saved_model",
         "signature": "__call__",
         "output": None,
         "image_size": IMAGE_SIZE,
         "size_source": "metadata",
         "input_dtype": "float32",
+        "input_normalization": "unit",
+        "normalization_source": "default",
         "value_range": [0.0, 1.0],
         "feature_dim": FEATURE_DIM,
     }
@@ -275,6 +278,8 @@ def test_contract_is_discovered_and_overridable(module_zoo):
     assert resized.contract()["image_size"] == 16
     assert resized.contract()["size_source"] == "override"
     assert resized.contract()["value_range"] == [0.0, 255.0]
+    assert resized.contract()["input_normalization"] == "0_255"
+    assert resized.contract()["normalization_source"] == "override"
 
 
 def test_value_range_rescales_images_before_the_call(module_zoo):

@@ -60,6 +60,12 @@ flags.DEFINE_string(
     "output", None, "Pick this entry of a signature that returns a dict."
 )
 flags.DEFINE_string("value_range", None, "Override the pixel range, 'low,high'.")
+flags.DEFINE_string(
+    "input_normalization",
+    None,
+    "Override the input normalisation: unit, minus_one_one, imagenet_mean_std, "
+    "0_255 or uint8.",
+)
 flags.DEFINE_string("data_dir", None, "Prepared TFDS data directory.")
 flags.DEFINE_string(
     "leaderboard",
@@ -111,6 +117,7 @@ def main(argv):
             signature=FLAGS.signature,
             value_range=FLAGS.value_range,
             output=FLAGS.output,
+            input_normalization=FLAGS.input_normalization,
         ),
         data_dir=FLAGS.data_dir,
     )

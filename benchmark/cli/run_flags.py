@@ -13,7 +13,12 @@ from export.flags import define_fetch_flags
 # The flags of every entry point that starts a run: (name, kind, help).
 # Their defaults are RunRequest's; `from_flags` reads each into its field.
 FLAG_SPECS = (
-    ("module", "string", "Module handle: SavedModel dir, .tar.gz, catalog or URL."),
+    (
+        "module",
+        "string",
+        "Module handle: SavedModel dir, .keras or .h5 file, .tar.gz, catalog name "
+        "or URL.",
+    ),
     ("config", "string", "Benchmark config name, or a .py file defining get_config()."),
     (
         "set",
@@ -38,6 +43,12 @@ FLAG_SPECS = (
         "string",
         "Override the pixel range the module expects, 'low,high' (0,1 / 0,255 / "
         "-1,1); images in [0, 1] are rescaled to it.",
+    ),
+    (
+        "input_normalization",
+        "string",
+        "Override the input normalisation the module expects: unit, minus_one_one, "
+        "imagenet_mean_std, 0_255 or uint8 (default: what the module declares).",
     ),
     ("data_dir", "string", "Prepared TFDS data directory."),
     ("cache_dir", "string", "Feature cache directory."),

@@ -294,7 +294,9 @@ class _FineTuner:
         # own copy inside the restored functions; they are averaged after
         # every step.
         self.statistics = [
-            v for v in self.module.variables if not v.trainable and v.dtype.is_floating
+            v
+            for v in self.module.variables
+            if not v.trainable and tf.as_dtype(v.dtype).is_floating
         ]
         self.initial = [v.numpy() for v in self.module.variables]
         self._train_steps = tf.function(self._train_steps_fn)
@@ -354,8 +356,9 @@ class _FineTuner:
                 labels=tf.cast(labels, tf.int32), logits=logits
             )
             loss = tf.reduce_sum(per_example) / self.config.batch_size
-            if self.config.module_regularization and self.module.regularization_losses:
-                extra = tf.add_n([f() for f in self.module.regularization_losses])
+            regularization = getattr(self.module, "regularization_losses", None)
+            if self.config.module_regularization and regularization:
+                extra = tf.add_n([f() for f in regularization])
                 loss += extra / replicas
         grads = tape.gradient(loss, self.variables)
         grads = [

@@ -32,7 +32,12 @@ import numpy as np
 import tensorflow as tf
 
 from benchmark.features.feature_set import FeatureSet
-from benchmark.modules.loading import ModuleError, check_feature_type, check_features
+from benchmark.modules.loading import (
+    ModuleError,
+    check_feature_type,
+    check_features,
+    value_range_list,
+)
 from zoo import data as zoo_data
 from zoo.data.base import DatasetError, clip_words, short_message
 from zoo.files import TMP_MARK, atomic_path
@@ -64,7 +69,8 @@ def preprocessing(module, crop_fraction=PROTOCOL_CROP_FRACTION):
         "crop": "center",
         "crop_fraction": crop_fraction,
         "image_size": module.image_size,
-        "value_range": [float(v) for v in module.value_range],
+        "input_normalization": module.normalization,
+        "value_range": value_range_list(module.value_range),
     }
 
 

@@ -7,9 +7,23 @@ A handle is one of
     tensorflow_hub's cache (TFHUB_CACHE_DIR): bounded in size and time,
     refused unless it is a module archive, and rehashed against what was
     verified on every use; a gs:// folder is read through tensorflow_hub;
-  * a local SavedModel directory.
+  * a local SavedModel directory, in any of the conventions below;
+  * a Keras file: `.keras` or a full-model `.h5` (benchmark.modules.keras_files).
 Before anything from the module runs, its graph is scanned for file-system,
-network and Python ops (`benchmark.safety`); a module holding one is refused.
+network and Python ops (`export.safety`; a Keras file's config for Lambda
+layers and custom classes); a module holding one is refused.
+
+Conventions (`format` in the contract; docs/evaluations.md has the table):
+  * "saved_model": a TF2 SavedModel or TF-Hub module (`__call__` or a
+    feature signature);
+  * "authors_release": the authors' released TF1 graphs (Kornblith et al.
+    2021), detected from the folder itself: a `serving_default` signature
+    taking one input `image` and returning `final_avg_pool` and `outputs`.
+    The importer's contract applies (export/importer.py): features are
+    `final_avg_pool` squeezed to [batch, C], logits are `outputs` without
+    the background class 0, endpoints are every output of the signature,
+    and the input is normalised by `imagenet_mean_std`;
+  * "keras": a Keras 3 model (file or in memory).
 
 The contract is read from whatever the module declares, and each part can be
 overridden by the caller:
@@ -17,15 +31,21 @@ overridden by the caller:
     or `serving_default` (`signature=` picks another);
   * the output: a tensor, or one entry of a dict (`feature_vector`,
     `default`, `pre_logits`, `final_avg_pool`, or the only entry; `output=`
-    picks another);
+    picks another; when several entries could be the features, the error
+    lists each with its shape). Singleton spatial dimensions are squeezed:
+    [batch, 1, 1, C] is read as [batch, C];
   * the input size: metadata.json's `image_size`, else the static [H, W] of
     the chosen function's input (a named signature or any concrete function
     of `__call__`), else DEFAULT_IMAGE_SIZE, recorded as `size_source`;
   * the input dtype: the declared one (float32 by default; uint8 modules get
     images rounded to integers);
-  * the value range: metadata.json's `value_range`, else [0, 1] for float
-    inputs and [0, 255] for uint8 ones. Images enter the harness in [0, 1]
-    and are mapped linearly onto it.
+  * the input normalisation (export/normalization.py: unit, minus_one_one,
+    imagenet_mean_std, 0_255, uint8, or a linear `value_range`): the
+    override, else metadata.json's `input_normalization` or `value_range`,
+    else what the module's convention says (the authors' release; a Keras
+    model's leading Rescaling layer), else uint8 for integer inputs and
+    unit for float ones, recorded as `normalization_source`. Images enter
+    the harness in [0, 1] and are normalised on the way in.
 One forward pass on a probe batch checks the output before any dataset is read.
 """
 
@@ -37,9 +57,9 @@ import urllib.error
 import numpy as np
 import tensorflow as tf
 
-from export import safety
+from export import normalization, safety
 from zoo.data.base import clip_words
-from zoo.provenance import sha256_tree
+from zoo.provenance import sha256_file, sha256_tree
 
 FEATURE_KEYS = ("feature_vector", "default", "pre_logits", "final_avg_pool")
 SIGNATURE_ORDER = ("feature_vector", "default", "serving_default")
@@ -52,6 +72,13 @@ DEFAULT_IMAGE_SIZE = 224
 PROBE_BATCH = 4
 ENDPOINT_PREFIX = "endpoint:"
 INPUT_DTYPES = ("float32", "float16", "bfloat16", "float64", "uint8", "int32")
+FORMATS = ("saved_model", "authors_release", "keras")
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")  # keras_files.SUFFIXES
+# The authors' release: serving_default(image) returns these (and block outputs).
+AUTHORS_INPUT = "image"
+AUTHORS_OUTPUTS = ("final_avg_pool", "outputs")
+AUTHORS_FEATURES = "final_avg_pool"
+AUTHORS_CLASSES = 1001  # ImageNet's 1000 and an unused background class 0
 
 
 class ModuleError(ValueError):
@@ -76,8 +103,13 @@ class Module:
       size_source: where image_size came from: "override", "metadata",
         "signature" or "default".
       input_dtype: the dtype the function takes ("float32", "uint8", ...).
-      value_range: (low, high) the module expects pixels in.
+      value_range: (low, high) a linear normalisation maps [0, 1] onto;
+        None for imagenet_mean_std.
       feature_dim: length of the feature vector.
+      normalization: the input normalisation's name (export/normalization.py).
+      normalization_source: where it came from: "override", "metadata", the
+        convention that says so, "input dtype" or "default".
+      format: the module's convention (FORMATS).
     """
 
     handle: str
@@ -90,20 +122,18 @@ class Module:
     image_size: int
     size_source: str
     input_dtype: str
-    value_range: tuple
+    value_range: tuple | None
     feature_dim: int = 0
+    normalization: str = normalization.DEFAULT
+    normalization_source: str = "default"
+    format: str = "saved_model"
 
     def prepare(self, images):
-        """Returns float images in [0, 1] as the module's input: mapped onto
-        `value_range`, then rounded and cast for integer dtypes."""
-        low, high = self.value_range
-        images = tf.convert_to_tensor(images, tf.float32)
-        if (low, high) != DEFAULT_VALUE_RANGE:
-            images = low + (high - low) * images
-        dtype = tf.as_dtype(self.input_dtype)
-        if dtype.is_integer:
-            images = tf.clip_by_value(tf.round(images), dtype.min, dtype.max)
-        return tf.cast(images, dtype)
+        """Returns float images in [0, 1] as the module's input: normalised
+        (`normalization`), then rounded and cast for integer dtypes."""
+        return normalization.apply(
+            images, self.normalization, self.value_range, self.input_dtype
+        )
 
     def __call__(self, images):
         """Returns the features of float images in [0, 1]."""
@@ -111,7 +141,8 @@ class Module:
 
     def features(self, images):
         """Returns the [batch, d] features of float images in [0, 1]."""
-        return select_output(self._call(self.prepare(images)), self.output, self)
+        outputs = self._call(self.prepare(images))
+        return squeeze_spatial(select_output(outputs, self.output, self))
 
     @property
     def has_features(self):
@@ -160,6 +191,12 @@ class Module:
             return []
         return sorted(fn.structured_outputs)
 
+    def _endpoints(self, inputs):
+        """Returns {name: tensor} of the endpoints of prepared inputs."""
+        fn = self.obj.signatures["endpoints"]
+        (arg,) = list(fn.structured_input_signature[1])[:1]
+        return dict(fn(**{arg: inputs}))
+
     def endpoint(self, name, images):
         """Returns the [batch, d] float32 endpoint `name` of float images in
         [0, 1]; a spatial [batch, h, w, c] endpoint is averaged over h and w."""
@@ -169,9 +206,7 @@ class Module:
                 f"{self.handle} has no endpoint '{name}' (it has "
                 f"{', '.join(names) or 'no endpoints signature'})"
             )
-        fn = self.obj.signatures["endpoints"]
-        (arg,) = list(fn.structured_input_signature[1])[:1]
-        value = tf.cast(fn(**{arg: self.prepare(images)})[name], tf.float32)
+        value = tf.cast(self._endpoints(self.prepare(images))[name], tf.float32)
         if value.shape.rank == 4:
             value = tf.reduce_mean(value, axis=[1, 2])
         return value
@@ -180,11 +215,9 @@ class Module:
         """Returns {name: tensor} of every endpoint of float images in [0, 1],
         as the module returns them (spatial ones [batch, h, w, c]), from one
         call; {} for a module without an `endpoints` signature."""
-        fn = getattr(self.obj, "signatures", {}).get("endpoints")
-        if fn is None:
+        if not self.endpoint_names():
             return {}
-        (arg,) = list(fn.structured_input_signature[1])[:1]
-        return dict(fn(**{arg: self.prepare(images)}))
+        return self._endpoints(self.prepare(images))
 
     def outputs(self, name):
         """Returns images -> [batch, d] of the named output: "features" (the
@@ -221,14 +254,81 @@ class Module:
     def contract(self):
         """Returns the input contract as a JSON-serialisable dict."""
         return {
+            "format": self.format,
             "signature": self.signature,
             "output": self.output,
             "image_size": self.image_size,
             "size_source": self.size_source,
             "input_dtype": self.input_dtype,
-            "value_range": [float(v) for v in self.value_range],
+            "input_normalization": self.normalization,
+            "normalization_source": self.normalization_source,
+            "value_range": value_range_list(self.value_range),
             "feature_dim": self.feature_dim,
         }
+
+
+class AuthorsModule(Module):
+    """A module in the authors' release format (see the module docstring):
+    their `serving_default` gives features, logits and endpoints."""
+
+    def _serve(self, inputs):
+        fn = self.obj.signatures["serving_default"]
+        return dict(fn(**{AUTHORS_INPUT: inputs}))
+
+    @property
+    def has_logits(self):
+        return True
+
+    def logits(self, images):
+        """Returns `outputs` without the background class: 1000 classes."""
+        return _without_background(self._serve(self.prepare(images))["outputs"])
+
+    def endpoint_names(self):
+        fn = self.obj.signatures["serving_default"]
+        return sorted({*fn.structured_outputs, "logits"})
+
+    def _endpoints(self, inputs):
+        outputs = self._serve(inputs)
+        outputs["logits"] = _without_background(outputs["outputs"])
+        return outputs
+
+
+def _without_background(logits):
+    """Returns float32 logits without class 0 when there are 1001 of them."""
+    logits = tf.cast(logits, tf.float32)
+    if logits.shape[-1] == AUTHORS_CLASSES:
+        logits = logits[:, 1:]
+    return logits
+
+
+def is_authors_release(obj):
+    """Returns whether a loaded SavedModel is in the authors' release format."""
+    fn = getattr(obj, "signatures", {}).get("serving_default")
+    if fn is None:
+        return False
+    inputs = list(fn.structured_input_signature[1])
+    outputs = fn.structured_outputs
+    return (
+        inputs == [AUTHORS_INPUT]
+        and isinstance(outputs, dict)
+        and all(k in outputs for k in AUTHORS_OUTPUTS)
+    )
+
+
+def squeeze_spatial(features):
+    """Returns [batch, C] for features whose dimensions between batch and
+    channels are all 1 ([batch, 1, 1, C]); anything else as it is."""
+    if not isinstance(features, tf.Tensor) or features.shape.rank is None:
+        return features
+    middle = features.shape[1:-1]
+    if features.shape.rank > 2 and all(d == 1 for d in middle):
+        return tf.reshape(features, [-1, features.shape[-1]])
+    return features
+
+
+def value_range_list(value_range):
+    """Returns a value range as a JSON list of floats (None stays None)."""
+    return None if value_range is None else [float(v) for v in value_range]
 
 
 def resolve_handle(handle):
@@ -266,13 +366,16 @@ def _local_directory(handle):
     path = os.path.abspath(os.path.expanduser(handle))
     if not os.path.exists(path):
         raise ModuleError(
-            f"module {handle} not found; pass a SavedModel directory, a .tar.gz "
-            "archive, an http(s)/gs:// URL or a catalog name"
+            f"module {handle} not found; pass a SavedModel directory, a .keras or "
+            ".h5 file, a .tar.gz archive, an http(s)/gs:// URL or a catalog name"
         )
+    if os.path.isfile(path) and path.endswith(KERAS_SUFFIXES):
+        return path
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
         raise ModuleError(
-            f"{handle} is not a SavedModel (no saved_model.pb); pass the directory "
-            "written by zoo-export or tf.saved_model.save"
+            f"{handle} is not a SavedModel (no saved_model.pb) nor a Keras file "
+            "(.keras, .h5); pass the directory written by zoo-export or "
+            "tf.saved_model.save, or a file written by keras.Model.save"
         )
     return path
 
@@ -335,7 +438,15 @@ def _resolve_in_catalog(handle):
 def check_module_safety(path, handle):
     """Raises ModuleError unless `export.safety.check_module` passes the
     module folder: regular files and folders only, no refused op, within
-    the scan's bounds. Nothing from the module runs."""
+    the scan's bounds (a Keras file: `keras_files.scan`). Nothing from the
+    module runs."""
+    if os.path.isfile(path):
+        from benchmark.modules import keras_files
+
+        try:
+            return keras_files.scan(path)
+        except keras_files.KerasFileError as e:
+            raise ModuleError(f"refusing {handle}: {e}") from None
     try:
         safety.check_module(path)
     except safety.UnsafeModuleError as e:
@@ -391,10 +502,14 @@ def _default_output_key(outputs, handle):
             return key
     if len(outputs) == 1:
         return next(iter(outputs))
+    shapes = ", ".join(
+        f"{k} {getattr(v, 'shape', None) and list(v.shape)}"
+        for k, v in sorted(outputs.items())
+    )
     raise ModuleError(
-        f"{handle} returns a dict of {', '.join(sorted(outputs))} and none is a "
-        f"known feature vector ({', '.join(FEATURE_KEYS)}); pass --output naming "
-        "the pooled [batch, features] entry"
+        f"{handle} returns several outputs that could be the features ({shapes}) "
+        f"and none is a known feature vector ({', '.join(FEATURE_KEYS)}); pass "
+        "--output=NAME naming the pooled [batch, features] one"
     )
 
 
@@ -476,14 +591,34 @@ def _check_size(value, what):
     return int(value)
 
 
-def load_module(handle, image_size=None, signature=None, value_range=None, output=None):
+def load_module(
+    handle,
+    image_size=None,
+    signature=None,
+    value_range=None,
+    output=None,
+    input_normalization=None,
+):
     """Returns the Module of `handle`, checked by one forward pass.
 
-    `image_size`, `signature`, `value_range` ((low, high) or "low,high") and
-    `output` (a dict key) override what the module declares. The op-safety
-    scan (in `resolve_handle`) runs before the SavedModel is loaded.
+    `image_size`, `signature`, `value_range` ((low, high) or "low,high"),
+    `input_normalization` (a name of export/normalization.py) and `output`
+    (a dict key) override what the module declares. The op-safety scan (in
+    `resolve_handle`) runs before the module is loaded.
     """
+    if value_range is not None and input_normalization is not None:
+        raise ModuleError(
+            "pass --input_normalization or --value_range, not both (a value "
+            "range is a linear normalisation)"
+        )
+    if input_normalization is not None:
+        _check_normalization(input_normalization)
     path = resolve_handle(handle)
+    if os.path.isfile(path):
+        return _load_keras_file(
+            handle, path, image_size, signature, value_range, output,
+            input_normalization,
+        )  # fmt: skip
     metadata = _read_metadata(path, handle)
     try:
         obj = tf.saved_model.load(path)
@@ -491,45 +626,132 @@ def load_module(handle, image_size=None, signature=None, value_range=None, outpu
         raise ModuleError(
             f"cannot load {handle} as a SavedModel: {_first_line(e)}"
         ) from None
+    authors = not signature and is_authors_release(obj)
+    if authors:
+        signature, output = "serving_default", output or AUTHORS_FEATURES
     name, spec = _choose_function(obj, signature, handle)
-    if image_size is not None:
-        size, source = _check_size(image_size, "--image_size"), "override"
-    elif metadata.get("image_size"):
-        size = _check_size(metadata["image_size"], f"{handle} metadata image_size")
-        source = "metadata"
-    elif _declared_size(spec):
-        size, source = _declared_size(spec), "signature"
-    else:
-        size, source = DEFAULT_IMAGE_SIZE, "default"
+    size, source = _image_size(handle, image_size, metadata, _declared_size(spec))
     dtype = spec.dtype.name if spec is not None else "float32"
-    if dtype not in INPUT_DTYPES:
-        raise ModuleError(
-            f"{handle} takes {dtype} images; supported: {', '.join(INPUT_DTYPES)}"
-        )
-    default_range = (0.0, 255.0) if tf.as_dtype(dtype).is_integer else None
-    value_range = parse_value_range(
-        value_range
-        or metadata.get("value_range")
-        or default_range
-        or DEFAULT_VALUE_RANGE
-    )
-    module = Module(
+    detected = ("imagenet_mean_std", "authors' release format") if authors else None
+    module = (AuthorsModule if authors else Module)(
         handle=handle,
         path=path,
-        sha256=sha256_tree(path),
+        sha256=module_sha256(path),
         metadata=metadata,
         obj=obj,
         signature=name,
         output=output or None,
         image_size=size,
         size_source=source,
-        input_dtype=dtype,
-        value_range=value_range,
+        input_dtype=_check_dtype(dtype, handle),
+        value_range=None,
+        format="authors_release" if authors else "saved_model",
     )
+    _set_normalization(module, input_normalization, value_range, metadata, detected)
     probe = _probe(module)
     if module.has_features:
         module.feature_dim = int(probe.shape[-1])
     return module
+
+
+def module_sha256(path):
+    """Returns the content hash of a module: its folder's tree hash, or a
+    Keras file's sha256."""
+    return sha256_file(path) if os.path.isfile(path) else sha256_tree(path)
+
+
+def _load_keras_file(
+    handle, path, image_size, signature, value_range, output, input_normalization
+):
+    """Returns the KerasModule of a scanned .keras / .h5 file."""
+    from benchmark.modules import keras_files
+
+    if signature or output:
+        raise ModuleError(
+            f"{handle} is a Keras file: it has no signatures or named outputs; "
+            "drop --signature and --output (the penultimate layer is the features)"
+        )
+    model = keras_files.load(path, handle)
+    declared = keras_files.input_size(model)
+    size, source = _image_size(handle, image_size, {}, declared)
+    module = keras_files.KerasModule(
+        handle=handle,
+        path=path,
+        sha256=module_sha256(path),
+        metadata={},
+        obj=model,
+        signature="__call__",
+        output=None,
+        image_size=size,
+        size_source=source,
+        input_dtype=_check_dtype(keras_files.input_dtype(model), handle),
+        value_range=None,
+        format="keras",
+    )
+    _set_normalization(
+        module, input_normalization, value_range, {}, keras_files.detected(model)
+    )
+    probe = _probe(module)
+    module.feature_dim = int(probe.shape[-1])
+    return module
+
+
+def _image_size(handle, override, metadata, declared):
+    """Returns (size, source) of a module's input size (module docstring)."""
+    if override is not None:
+        return _check_size(override, "--image_size"), "override"
+    if metadata.get("image_size"):
+        size = _check_size(metadata["image_size"], f"{handle} metadata image_size")
+        return size, "metadata"
+    if declared:
+        return declared, "signature"
+    return DEFAULT_IMAGE_SIZE, "default"
+
+
+def _check_dtype(dtype, handle):
+    if dtype not in INPUT_DTYPES:
+        raise ModuleError(
+            f"{handle} takes {dtype} images; supported: {', '.join(INPUT_DTYPES)}"
+        )
+    return dtype
+
+
+def _check_normalization(name):
+    try:
+        return normalization.check(name)
+    except normalization.NormalizationError as e:
+        raise ModuleError(str(e)) from None
+
+
+def _set_normalization(module, name, value_range, metadata, detected):
+    """Sets module.normalization, value_range and normalization_source:
+    the override (a name or a range), else the metadata's
+    `input_normalization` or `value_range`, else `detected` ((name, source)
+    of the module's convention), else by input dtype."""
+    integer = tf.as_dtype(module.input_dtype).is_integer
+    if name is not None:
+        source = "override"
+    elif value_range is not None:
+        source = "override"
+    elif metadata.get("input_normalization"):
+        name, source = metadata["input_normalization"], "metadata"
+        _check_normalization(name)
+    elif metadata.get("value_range"):
+        value_range, source = metadata["value_range"], "metadata"
+    elif detected:
+        name, source = detected
+    else:
+        name = "uint8" if integer else normalization.DEFAULT
+        source = "input dtype" if integer else "default"
+    if name is None:
+        low, high = parse_value_range(value_range)
+        name = normalization.name_of_range(low, high)
+        if name == "0_255" and integer:
+            name = "uint8"
+        module.value_range = (low, high)
+    else:
+        module.value_range = normalization.NORMALIZATIONS[name]
+    module.normalization, module.normalization_source = name, source
 
 
 def _read_metadata(path, handle):
@@ -558,11 +780,11 @@ def _probe(module):
         hint = (
             "; it declares no input size, so pass --image_size"
             if module.size_source == "default"
-            else "; check --image_size, --signature and --value_range"
+            else "; check --image_size, --signature and --input_normalization"
         )
         raise ModuleError(
             f"{module.handle} fails on a {module.input_dtype} [{PROBE_BATCH}, {size}, "
-            f"{size}, 3] batch in {list(module.value_range)}: "
+            f"{size}, 3] batch normalised {module.normalization}: "
             f"{clip_words(' '.join(str(e).split()))}{hint}"
         ) from None
     return check_features(
@@ -605,7 +827,8 @@ def check_features(features, handle, where="a batch", allow_constant=False):
     if not allow_constant and len(values) > 1 and np.all(values == values[:1]):
         raise ModuleError(
             f"{handle} returns the same features for every image of {where} "
-            "(constant features); check --value_range, --signature and --output"
+            "(constant features); check --input_normalization, --signature and "
+            "--output"
         )
     return values
 

@@ -267,7 +267,7 @@ def check_module(bundle, resolve):
     """Returns the failures of the module check: `resolve(handle)` returns
     the local module folder (fetched and scanned), whose files must hash to
     the manifest's module_sha256."""
-    from zoo.provenance import sha256_tree
+    from benchmark.modules.loading import module_sha256
 
     handle = bundle.manifest.get("handle")
     if not handle:
@@ -276,7 +276,7 @@ def check_module(bundle, resolve):
         path = resolve(handle)
     except ValueError as e:
         return [f"module {handle} cannot be fetched: {e}"]
-    got = sha256_tree(path)
+    got = module_sha256(path)
     if got != bundle.manifest.get("module_sha256"):
         return [
             f"module {handle} hashes to {got[:12]}, the bundle claims "

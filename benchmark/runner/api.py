@@ -81,7 +81,11 @@ def evaluate(module, *, config, datasets, evaluations, leaderboard, cache_dir,
 @contextlib.contextmanager
 def _as_handle(module, options):
     """Yields (handle, handle to record or None) for `module`: a string or
-    path as it is; an in-memory model saved as a SavedModel for the call."""
+    path as it is; an in-memory keras.Model saved as a .keras file for the
+    call (scored like any Keras file: penultimate features, fine-tunable),
+    or traced into a SavedModel when its layers are not Keras's own (custom
+    classes, Lambda layers, which a .keras file cannot hold safely); any
+    other callable traced into a SavedModel."""
     if isinstance(module, (str, os.PathLike)):
         yield os.fspath(module), None
         return
@@ -92,9 +96,32 @@ def _as_handle(module, options):
         )
     name = getattr(module, "name", None) or type(module).__name__
     with tempfile.TemporaryDirectory(prefix="zoo-evaluate-") as tmp:
-        path = os.path.join(tmp, "module")
-        save_callable(module, path, options.image_size)
+        path = _save_keras(module, tmp)
+        if path is None:
+            path = os.path.join(tmp, "module")
+            save_callable(module, path, options.image_size)
         yield path, f"in-memory:{name}"
+
+
+def _save_keras(model, folder):
+    """Returns the .keras file `model` was saved to in `folder`, or None when
+    it is not a Keras model or its file would be refused by the scan."""
+    try:
+        import keras
+    except ImportError:
+        return None
+    if not isinstance(model, keras.Model):
+        return None
+    from benchmark.modules import keras_files
+
+    path = os.path.join(folder, "model.keras")
+    try:
+        model.save(path)
+        keras_files.scan(path)
+    except (keras_files.KerasFileError, ValueError, TypeError, NotImplementedError):
+        os.remove(path) if os.path.exists(path) else None
+        return None
+    return path
 
 
 def save_callable(model, path, image_size=None):

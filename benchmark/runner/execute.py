@@ -24,7 +24,8 @@ class RunError(ValueError):
 def check(request, config):
     """Raises ValueError for anything in `request` that can be checked before
     work: the leaderboard, the bundle folder, the evaluators' settings, the
-    cache folder, the strategy, the value range and the sandbox limits."""
+    cache folder, the strategy, the value range or input normalisation and
+    the sandbox limits."""
     from benchmark.modules import sandbox
     from benchmark.results import leaderboard
     from benchmark.runner.harness import prepare
@@ -50,7 +51,7 @@ def check(request, config):
             "feature cache"
         )
     check_strategy_name(request.strategy)
-    request.options.load_kwargs()  # the value range parses
+    request.options.load_kwargs()  # the value range and normalisation parse
     return sandbox.Limits.create(
         request.sandbox_memory_gb, request.sandbox_file_gb, request.sandbox_time_s
     )
@@ -183,10 +184,9 @@ def run_sandboxed(tool, request, config, limits, report=print, quiet=False):
     from benchmark.evaluators.context import EvaluationContext
     from benchmark.features.extract import FeatureCache
     from benchmark.modules import sandbox
-    from benchmark.modules.loading import resolve_handle
+    from benchmark.modules.loading import module_sha256, resolve_handle
     from benchmark.results import leaderboard
     from benchmark.runner.harness import open_datasets, prepare
-    from zoo.provenance import sha256_tree
 
     # A local module is checked first (cheap); a remote one after the
     # datasets, so a missing dataset fails before a long download.
@@ -204,7 +204,7 @@ def run_sandboxed(tool, request, config, limits, report=print, quiet=False):
         os.makedirs(os.path.join(run_dir, sub))
     child_cache = os.path.join(run_dir, "cache")
     cache = request.cache_dir and FeatureCache(request.cache_dir, report=report)
-    sha = sha256_tree(path)
+    sha = module_sha256(path)
     lent = cache.entries_of(sha) if cache else []
     read_only = [path, *[p for d in datasets for p in d.source_paths()]]
     read_only += [request.data_dir] if request.data_dir else []

@@ -89,6 +89,8 @@ def job_key(job, request):
             options.output,
         ],
     }
+    if options.input_normalization:  # keys of earlier plans stay as they were
+        identity["input_normalization"] = options.input_normalization
     return hashlib.sha256(bundles.canonical(identity)).hexdigest()[:24]
 
 

@@ -32,22 +32,34 @@ class ModuleOptions:
       signature: the signature to call instead of `__call__`.
       output: the entry to read of a signature that returns a dict.
       value_range: the pixel range the module expects, "low,high".
+      input_normalization: a name of export/normalization.py.
     """
 
     image_size: int | None = None
     signature: str | None = None
     output: str | None = None
     value_range: str | None = None
+    input_normalization: str | None = None
 
     def load_kwargs(self):
-        """Returns the keyword arguments of benchmark.modules.loading.load_module."""
-        from benchmark.modules.loading import parse_value_range
+        """Returns the keyword arguments of benchmark.modules.loading.load_module;
+        ValueError names an option that cannot work."""
+        from benchmark.modules.loading import ModuleError, parse_value_range
+        from export import normalization
 
+        if self.input_normalization is not None:
+            if self.value_range is not None:
+                raise ModuleError(
+                    "pass --input_normalization or --value_range, not both (a "
+                    "value range is a linear normalisation)"
+                )
+            normalization.check(self.input_normalization)
         return dict(
             image_size=self.image_size,
             signature=self.signature,
             output=self.output,
             value_range=parse_value_range(self.value_range),
+            input_normalization=self.input_normalization,
         )
 
 
