@@ -16,7 +16,11 @@ Division of labour (big_vision style):
     the harness skips an evaluator whose requirement is missing with a
     one-line note instead of failing;
   * the class attribute `name` is the registry name; the harness builds the
-    leaderboard rows (provenance) from the measurements, in one place.
+    leaderboard rows (provenance) from the measurements, in one place;
+  * the class attribute `version` (1 unless an evaluator bumps it) goes into
+    every row's protocol fingerprint (benchmark.results.fingerprint): bump
+    it when a change to the evaluator's code changes its numbers, so old
+    and new rows are not ranked together.
 
 `FeatureEvaluator` is the thin subclass for protocols on frozen features of a
 dataset's train and test splits (linear probe, kNN, class separation): it
@@ -72,6 +76,7 @@ class Evaluator:
     """
 
     name = None
+    version = 1
     requires = ("features",)
 
     def protocol(self):

@@ -50,7 +50,15 @@ DEFAULT_TOLERANCE = 0.02  # absolute, per value; a manifest may set others
 RERUN_SAMPLE = 2  # evaluations re-run by rerun="sample"
 FRACTION_METRICS = ("accuracy", "top1", "top5", "auc", "r2", "nonzero_fraction")
 # Columns that legitimately differ between a run and its re-run.
-VOLATILE = ("timestamp", "seconds", "device", "code_version", "tf_version", "sandbox")
+VOLATILE = (
+    "timestamp",
+    "seconds",
+    "device",
+    "code_version",
+    "tf_version",
+    "sandbox",
+    "images_per_s",
+)
 
 
 class BundleError(ValueError):

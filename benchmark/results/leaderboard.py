@@ -15,7 +15,7 @@ import json
 import math
 import os
 
-from benchmark.results import names
+from benchmark.results import fingerprint, names
 from benchmark.results.markdown import markdown_table
 from zoo.files import atomic_path
 
@@ -42,10 +42,20 @@ COLUMNS = (
     "device",
     "seconds",
     "sandbox",
+    "fingerprint",
+    "params",
+    "feature_dim",
+    "image_size",
+    "gmacs",
+    "module_mb",
+    "images_per_s",
+    "throughput_batch",
 )
 # Headers of earlier versions, read as COLUMNS with the missing cells empty
 # (and written back with the current header).
-LEGACY_HEADERS = (COLUMNS[:-1],)
+LEGACY_HEADERS = (COLUMNS[:21], COLUMNS[:22])
+# The model metadata columns (benchmark.modules.cost), shown and sorted by.
+MODEL_COLUMNS = COLUMNS[23:]
 
 # A later row with the same key replaces the earlier one.
 KEY_COLUMNS = (
@@ -95,7 +105,8 @@ def make_row(**fields):
     """Returns a validated leaderboard row: a dict of COLUMNS -> str.
 
     Unset columns are "" except `timestamp` (UTC ISO-8601 now for measured
-    rows; reported rows may leave it empty) and `protocol` / `selected` ("{}").
+    rows; reported rows may leave it empty), `protocol` / `selected` ("{}")
+    and `fingerprint` (a reported row's is computed: results.fingerprint).
     `value` must be a finite number and is written with repr(float).
     """
     unknown = sorted(set(fields) - set(COLUMNS))
@@ -111,6 +122,8 @@ def make_row(**fields):
     _check_source(row["source"])
     if row["source"] == MEASURED and not row["timestamp"]:
         row["timestamp"] = _utc_now()
+    if not row["fingerprint"] and row["source"] != MEASURED:
+        row["fingerprint"] = fingerprint.of_row(row)
     return row
 
 

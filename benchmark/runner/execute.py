@@ -146,6 +146,7 @@ def stored_request(request):
 def bundle_manifest(request, rows, record):
     """Returns the manifest of this run's results bundle (with its request)."""
     from benchmark.modules.loading import URL_PREFIXES
+    from benchmark.results import leaderboard
     from zoo.provenance import environment, utc_timestamp
 
     handle = request.handle
@@ -160,6 +161,7 @@ def bundle_manifest(request, rows, record):
         "load": options,
         "request": stored_request(request).to_dict(),
         "datasets": record.get("datasets", {}),
+        "model": {c: rows[0].get(c, "") for c in leaderboard.MODEL_COLUMNS},
         "tolerances": {},
         "created": utc_timestamp(),
         **environment(),

@@ -16,9 +16,10 @@ import time
 
 from benchmark.evaluators.context import EvaluationContext
 from benchmark.features.extract import PROTOCOL_CROP_FRACTION, preprocessing
+from benchmark.modules import cost
 from benchmark.modules.loading import Module, load_module
 from benchmark.modules.sandbox import ENV_TOOL
-from benchmark.results import leaderboard
+from benchmark.results import fingerprint, leaderboard
 from zoo.provenance import environment
 
 
@@ -82,6 +83,10 @@ def run_benchmark(
         )
     context.module = module
     base = base_row(module, provenance)
+    start = time.perf_counter()
+    base.update(cost.profile(module, config.batch_size, report=report))
+    report(f"{cost.describe(base)} ({time.perf_counter() - start:.1f} s)")
+    data = {d.name: d.fingerprint() for d in context.opened_datasets()}
     rows = []
     for i, evaluator in enumerate(evaluators, start=1):
         where = f"[{i}/{len(evaluators)}] {evaluator.name}"
@@ -93,7 +98,9 @@ def run_benchmark(
         start = time.perf_counter()
         measurements = list(evaluator.run(context))
         seconds = round(time.perf_counter() - start, 3)
-        new = measurement_rows(base, module, config, evaluator, measurements, seconds)
+        new = measurement_rows(
+            base, module, config, evaluator, measurements, seconds, data
+        )
         if record is not None:
             for row, m in zip(new, measurements):
                 if m.predictions:
@@ -135,21 +142,25 @@ def base_row(module, provenance=None):
     return row
 
 
-def measurement_rows(base, module, config, evaluator, measurements, seconds):
+def measurement_rows(base, module, config, evaluator, measurements, seconds, data=None):
     """Returns the leaderboard rows of one evaluator's measurements: the
     evaluator's protocol plus the config name, the module's input contract and
-    the preprocessing of its evaluation images."""
+    the preprocessing of its evaluation images, and each row's protocol
+    fingerprint (benchmark.results.fingerprint; `data` maps dataset names to
+    their content fingerprints)."""
     crop = getattr(
         evaluator,
         "crop_fraction",
         getattr(evaluator, "eval_crop_fraction", PROTOCOL_CROP_FRACTION),
     )
+    settings = evaluator.protocol()
     protocol = dict(
-        evaluator.protocol(),
+        settings,
         config=config.name,
         input=module.contract(),
         preprocessing=preprocessing(module, crop),
     )
+    data = data or {}
     return [
         leaderboard.make_row(
             **base,
@@ -163,6 +174,14 @@ def measurement_rows(base, module, config, evaluator, measurements, seconds):
             protocol=protocol,
             selected=m.selected,
             seconds=seconds,
+            fingerprint=fingerprint.measured(
+                settings,
+                evaluator.version,
+                m.dataset,
+                data.get(m.dataset, ""),
+                m.split,
+                protocol["preprocessing"],
+            ),
         )
         for m in measurements
     ]
