@@ -184,14 +184,24 @@ def test_the_site_sorts_filters_and_shows_provenance_in_a_real_browser(
     assert len(rows) == 28
     assert browser.find_element("id", "count").text == "28 of 28 configurations"
 
-    # Default order: linear transfer, best first; a click reverses it.
+    # Default order: linear transfer, best first within each protocol group
+    # (the paper's 26 rows, then the 2 measured here, never ranked together,
+    # each under a line saying what differs); a click reverses it.
+    groups = browser.find_elements("css selector", "#board tbody tr.group")
+    assert [g.get_attribute("data-group") for g in groups] == ["A", "B"]
+    assert "measured here" in groups[1].text and "reported in a paper" in groups[1].text
+    ranks = [td.text for td in browser.find_elements("css selector", "td.rank")]
+    assert ranks[:2] == ["1", "2"] and ranks[26:] == ["1", "2"]
     linear = [v for v in _column(browser, "linear_probe") if v is not None]
-    assert linear == sorted(linear, reverse=True) and len(linear) == 28
+    assert len(linear) == 28
+    for part in (linear[:26], linear[26:]):
+        assert part == sorted(part, reverse=True)
+    assert linear != sorted(linear, reverse=True)  # the groups are not merged
     header = browser.find_element("css selector", 'th[data-key="linear_probe"]')
     assert header.get_attribute("aria-sort") == "descending"
     header.find_element("tag name", "button").click()
     linear = [v for v in _column(browser, "linear_probe") if v is not None]
-    assert linear == sorted(linear)
+    assert linear[:26] == sorted(linear[:26]) and linear[26:] == sorted(linear[26:])
     browser.find_element("css selector", 'th[data-key="r2"] button').click()
     r2 = [v for v in _column(browser, "r2") if v is not None]
     assert r2 == sorted(r2, reverse=True) and len(r2) == 26  # measured: no R^2

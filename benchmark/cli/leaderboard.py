@@ -13,6 +13,8 @@ Examples:
   zoo-leaderboard --leaderboard=leaderboard.csv --rank_by=linear_probe
   zoo-leaderboard --evaluation=linear_probe --plot=runs/transfer_vs_r2.png
   zoo-leaderboard --wide --rank_by=linear_probe --dataset=cifar10
+  zoo-leaderboard --models --sort_by=images_per_s --plot_cost=runs/cost.png
+  zoo-leaderboard --strict --source=measured
   zoo-leaderboard --html=runs/site --html_analyses=runs/analysis
   zoo-leaderboard verify BUNDLE [--rerun=none|sample|all]
   zoo-leaderboard merge BUNDLE [BUNDLE...] --leaderboard=leaderboard.csv
@@ -20,7 +22,9 @@ verify exits 0 when the bundle holds, 1 when something was tampered with or
 does not reproduce (one line per failing row, after a comparison table), 2
 on bad input. merge appends every bundle's rows in one atomic write, or
 nothing when a bundle fails its checks or a row's key already has another
-value. docs/submissions.md gives the maintainer's flow.
+value. docs/submissions.md gives the maintainer's flow. Rankings restart in
+each protocol group (rows whose protocol fingerprints agree); --strict exits
+1 when a ranking would span groups.
 """
 
 import os
@@ -63,6 +67,29 @@ flags.DEFINE_string(
     "plot",
     None,
     "Also write linear transfer accuracy vs class separation R^2 to this PNG.",
+)
+flags.DEFINE_bool(
+    "models",
+    False,
+    "One line per configuration with its model metadata: parameters, GMACs per "
+    "image, images/s, feature dim, input px, MB on disk and the --rank_by value.",
+)
+flags.DEFINE_string(
+    "sort_by",
+    "gmacs",
+    "--models: sort by params, gmacs, images_per_s, feature_dim, image_size, "
+    "module_mb or the --rank_by column.",
+)
+flags.DEFINE_string(
+    "plot_cost",
+    None,
+    "Also write the --rank_by accuracy against GMACs per image to this PNG.",
+)
+flags.DEFINE_bool(
+    "strict",
+    False,
+    "Exit 1 when the ranking would put rows of different protocol fingerprints "
+    "side by side (each group is listed); exit 0 when all share one.",
 )
 
 
@@ -125,6 +152,22 @@ def main(argv):
         raise ValueError(f"{FLAGS.leaderboard} has no rows to show")
     from benchmark.report import views
 
+    if FLAGS.strict:
+        groups = views.ranking_groups(rows, FLAGS.rank_by)
+        if len(groups) > 1:
+            for line in views.group_legend(groups):
+                print(f"FAIL: {line}", file=sys.stderr)
+            print(
+                f"error: the {FLAGS.rank_by} ranking spans {len(groups)} protocol "
+                "fingerprints; rank one group (--source, or a leaderboard measured "
+                "with one config) or drop --strict",
+                file=sys.stderr,
+            )
+            sys.exit(1)
+    if FLAGS.plot_cost:
+        from benchmark.report.plot import check_plot_path
+
+        check_plot_path(FLAGS.plot_cost)
     if FLAGS.html:
         from benchmark.report.site import write_site
 
@@ -139,6 +182,8 @@ def main(argv):
             f"tabs and {len(data['heatmaps'])} CKA heatmaps written to "
             f"{os.path.join(FLAGS.html, 'index.html')}"
         )
+    elif FLAGS.models:
+        print(views.render(*views.models(rows, FLAGS.sort_by, FLAGS.rank_by), 3))
     elif FLAGS.wide:
         print(
             leaderboard.ranked_table(rows, rank_by=FLAGS.rank_by, dataset=FLAGS.dataset)
@@ -152,6 +197,15 @@ def main(argv):
             "\nmean over seeds; ±: 95% t-interval (n seeds); "
             "--evaluation=NAME for one evaluation per dataset"
         )
+        groups = views.ranking_groups(rows, FLAGS.rank_by)
+        if len(groups) > 1:
+            print("ranks restart in each protocol group (rows measured alike):")
+            print("\n".join("  " + line for line in views.group_legend(groups)))
+    if FLAGS.plot_cost:
+        from benchmark.report.plot import plot_accuracy_vs_macs
+
+        count = plot_accuracy_vs_macs(rows, FLAGS.plot_cost, FLAGS.rank_by)
+        print(f"\nplot of {count} configurations written to {FLAGS.plot_cost}")
     if FLAGS.plot:
         from benchmark.report.plot import plot_transfer_vs_separation
 

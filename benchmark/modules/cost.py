@@ -36,15 +36,6 @@ import tensorflow as tf
 THROUGHPUT_SECONDS = 1.0
 MIN_BATCHES = 2
 MAX_BATCHES = 20
-COLUMNS = (
-    "params",
-    "feature_dim",
-    "image_size",
-    "gmacs",
-    "module_mb",
-    "images_per_s",
-    "throughput_batch",
-)
 
 
 def parameter_count(module):
@@ -174,7 +165,8 @@ def throughput(fn, image_size, batch_size):
 
 
 def profile(module, batch_size, report=None):
-    """Returns the COLUMNS of `module` as row fields; a count that cannot be
+    """Returns the model metadata of `module` as row fields (the columns of
+    benchmark.results.leaderboard.MODEL_COLUMNS); a count that cannot be
     made (a graph that does not freeze) is left empty with a note."""
     fn = module.features if module.has_features else module.logits
     fields = {
@@ -185,7 +177,8 @@ def profile(module, batch_size, report=None):
         "throughput_batch": batch_size,
     }
     try:
-        fields["gmacs"] = round(multiply_accumulates(fn, module.image_size) / 1e9, 4)
+        macs = multiply_accumulates(fn, module.image_size)
+        fields["gmacs"] = float(f"{macs / 1e9:.6g}")
     except (ValueError, TypeError, tf.errors.OpError, KeyError) as e:
         fields["gmacs"] = ""
         if report:

@@ -169,3 +169,42 @@ def _panel(axes, points, kind):
             textcoords="offset points",
         )
     axes.legend(fontsize=8)
+
+
+def plot_accuracy_vs_macs(rows, path, rank_by="linear_probe"):
+    """Writes the PNG of each configuration's `rank_by` summary value
+    against its multiply-accumulates per image (log scale) to `path`;
+    returns the number of configurations drawn. Raises ValueError when no
+    configuration has both."""
+    from benchmark.report import views
+    from benchmark.results import names
+
+    header, lines = views.models(rows, sort_by="gmacs", rank_by=rank_by)
+    points = [
+        (float(line[4]), float(line[-1]), line[0], line[1])
+        for line in lines
+        if line[4] and line[-1]
+    ]
+    if not points:
+        raise ValueError(
+            f"no configuration has both GMACs and a {rank_by} value to plot; "
+            "rows measured by zoo-benchmark carry gmacs"
+        )
+    check_plot_path(path)
+    figure = new_figure(figsize=(7, 5))
+    axes = figure.subplots()
+    column = views.RANK_COLUMNS[rank_by]
+    for arch in sorted({p[3] for p in points}):
+        group = [p for p in points if p[3] == arch]
+        axes.scatter([p[0] for p in group], [p[1] for p in group], s=25, label=arch)
+        for x, y, objective, _ in group:
+            axes.annotate(objective, (x, y), fontsize=7, alpha=0.8)
+    axes.set_xscale("log")
+    axes.set_xlabel("multiply-accumulates per image (GMACs, at the scored size)")
+    unit = " (%)" if column in views.PERCENT else ""
+    axes.set_ylabel(f"{names.label(column)}{unit}: {header[-1]} summary value")
+    axes.set_title(f"{names.label(column)} against compute ({len(points)} configs)")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    save_figure(figure, path)
+    return len(points)

@@ -100,6 +100,12 @@ def summary_tab(rows):
                 s.mean - base.mean, p, p is not None and p < seeds.ALPHA
             )
         cells.setdefault(_config_id(config), {})[column] = _cell(s, scale, difference)
+    groups = {
+        c: views.protocol_groups(
+            rows, lambda r, c=c: r["evaluation"] in views.COLUMN_EVALUATIONS[c]
+        )
+        for c in views.SUMMARY_COLUMNS
+    }
     columns = [
         {
             "key": c,
@@ -110,13 +116,75 @@ def summary_tab(rows):
         for c in views.SUMMARY_COLUMNS
         if any(c in by for by in cells.values())
     ]
-    return {"name": "summary", "title": "Summary", "columns": columns, "cells": cells}
+    return {
+        "name": "summary",
+        "title": "Summary",
+        "columns": columns,
+        "cells": cells,
+        **_group_fields(groups),
+    }
+
+
+def _group_fields(groups):
+    """Returns the tab's "groups" ({column: {config id: label}}) and
+    "reasons" ({column: {label: text}}) of columns whose rows fall in more
+    than one protocol group; the page ranks within a group only."""
+    fields = {"groups": {}, "reasons": {}}
+    for column, found in groups.items():
+        if len(found) < 2:
+            continue
+        fields["groups"][column] = {
+            _config_id(c): g.label for g in found for c in g.configs
+        }
+        fields["reasons"][column] = {
+            g.label: (g.reason or "the most configurations")
+            + f" · fingerprints {', '.join(g.fingerprints[:3])}"
+            for g in found
+        }
+    return fields
+
+
+MODEL_LABELS = {
+    "params": ("params (M)", 1e-6, 2),
+    "gmacs": ("GMACs", 1.0, 3),
+    "images_per_s": ("images/s", 1.0, 0),
+    "feature_dim": ("dim", 1.0, 0),
+    "image_size": ("px", 1.0, 0),
+    "module_mb": ("MB", 1.0, 1),
+}
+
+
+def models_tab(rows):
+    """Returns the Models tab: each configuration's model metadata
+    (benchmark.modules.cost) over its seeds' modules; None when no row has
+    any."""
+    cells = {}
+    for config in views.configurations(rows):
+        mine = [r for r in rows if seeds.config_key(r) == config]
+        for column, (_, scale, _) in MODEL_LABELS.items():
+            by_seed = {}
+            for r in mine:
+                if r.get(column) not in ("", None):
+                    by_seed.setdefault(r.get("seed", ""), float(r[column]))
+            if by_seed:
+                order = sorted(by_seed, key=seeds.seed_order)
+                s = seeds.seed_stats([by_seed[k] for k in order], order)
+                cells.setdefault(_config_id(config), {})[column] = _cell(s, scale)
+    if not cells:
+        return None
+    columns = [
+        {"key": c, "label": label, "digits": digits, "unit": "",
+         "lower_is_better": c in ("params", "gmacs", "module_mb")}
+        for c, (label, _, digits) in MODEL_LABELS.items()
+        if any(c in by for by in cells.values())
+    ]  # fmt: skip
+    return {"name": "models", "title": "Models", "columns": columns, "cells": cells}
 
 
 def evaluation_tab(rows, evaluation):
     """Returns one evaluation family's tab: a column per dataset (setting)."""
     table = views.detail_table(rows, evaluation)
-    columns, cells = [], {}
+    columns, cells, groups = [], {}, {}
     for i, ((dataset, split, metric), name) in enumerate(
         zip(table.columns, table.names)
     ):
@@ -133,6 +201,12 @@ def evaluation_tab(rows, evaluation):
             }
         )
         result = (evaluation, dataset, split, metric)
+        groups[key] = views.protocol_groups(
+            rows,
+            lambda r, result=result: (
+                (r["evaluation"], r["dataset"], r["split"], r["metric"]) == result
+            ),
+        )
         for config in table.configs:
             s = table.stats.get((config, result))
             if s is not None:
@@ -144,6 +218,7 @@ def evaluation_tab(rows, evaluation):
         "title": EVALUATION_TITLES.get(evaluation, evaluation),
         "columns": columns,
         "cells": cells,
+        **_group_fields(groups),
     }
 
 
@@ -243,6 +318,9 @@ def site_data(rows, *, heatmaps=(), figure=None, rho=None, leaderboard_name=""):
             continue  # no headline column (cannot happen for present rows)
         if tab["columns"]:
             tabs.append(tab)
+    models = models_tab(rows)
+    if models:
+        tabs.append(models)
     return {
         "title": "Loss-transfer zoo leaderboard",
         "leaderboard": leaderboard_name,

@@ -14,12 +14,19 @@ Summary columns (each the configuration's mean over seeds):
             dataset that has one;
   chexpert  mean AUC of the official-validation setting (`auc_mean`, else
             the mean of its per-pathology AUCs).
+
+Only like is ranked with like: the configurations of a ranking are grouped
+by the protocol fingerprints (benchmark.results.fingerprint) of the rows
+behind the ranking column, and ranks restart in each group, shown apart
+with what differs (`protocol_groups`). `zoo-leaderboard --strict` refuses a
+ranking that spans more than one group.
 """
 
+import json
 import math
 import typing
 
-from benchmark.results import names
+from benchmark.results import fingerprint, names
 from benchmark.stats import seeds
 
 SUMMARY_COLUMNS = tuple(names.SUMMARY)
@@ -122,10 +129,196 @@ def _pick(column, pretrain):
     return pick
 
 
+class ProtocolGroup(typing.NamedTuple):
+    """Configurations whose ranking rows share one set of fingerprints.
+
+    Attributes:
+      label: "A", "B", ... (A has the most configurations).
+      configs: the configuration keys, first seen first.
+      fingerprints: the sorted fingerprints of their rows.
+      reason: what differs from group A ("" for A).
+    """
+
+    label: str
+    configs: list
+    fingerprints: tuple
+    reason: str
+
+
+# summary column -> the evaluations whose rows make it.
+COLUMN_EVALUATIONS = {
+    "top1": ("holdout", "imagenet_ood"),
+    "r2": ("class_separation",),
+    "chexpert": ("chexpert",),
+    **{column: (column,) for column in names.TRANSFER},
+}
+
+
+def protocol_groups(rows, pick):
+    """Returns the ProtocolGroups of the configurations of `rows`, grouped by
+    the fingerprints of the rows `pick(row)` selects (those behind a
+    ranking); configurations without such rows are in no group."""
+    chosen = [r for r in rows if pick(r)]
+    sets = {}
+    for row in chosen:
+        sets.setdefault(seeds.config_key(row), set()).add(fingerprint.of_row(row))
+    by_set = {}
+    for config, prints in sets.items():
+        by_set.setdefault(tuple(sorted(prints)), []).append(config)
+    ordered = sorted(by_set.items(), key=lambda item: -len(item[1]))
+    groups = []
+    for i, (prints, configs) in enumerate(ordered):
+        label = chr(ord("A") + i) if i < 26 else f"G{i}"
+        reason = "" if i == 0 else _difference(chosen, ordered[0][1], configs)
+        groups.append(ProtocolGroup(label, configs, prints, reason))
+    return groups
+
+
+def _difference(rows, first, other):
+    """Returns one phrase saying how the rows of configurations `other`
+    were measured differently from those of `first`."""
+    a = [r for r in rows if seeds.config_key(r) in first]
+    b = [r for r in rows if seeds.config_key(r) in other]
+    paper_a = all(r["source"].startswith("paper:") for r in a)
+    paper_b = all(r["source"].startswith("paper:") for r in b)
+    if paper_a != paper_b:
+        return (
+            "measured here (group A: reported in a paper, its protocol as written)"
+            if paper_a
+            else "reported in a paper, its protocol as written (group A: measured)"
+        )
+    data_a = sorted({short_dataset(r["dataset"]) for r in a})
+    data_b = sorted({short_dataset(r["dataset"]) for r in b})
+    if data_a != data_b:
+        return f"datasets {', '.join(data_b)} (group A: {', '.join(data_a)})"
+    for row in b:
+        match = next((r for r in a if r["dataset"] == row["dataset"]), None)
+        if match is None:
+            continue
+        changed = _changed_settings(match, row)
+        if changed:
+            return "settings " + "; ".join(changed[:3])
+    return "dataset content, split or evaluator version"
+
+
+def _changed_settings(a, b):
+    """Returns "key: A's value -> B's value" for protocol settings that differ."""
+
+    def settings(row):
+        try:
+            protocol = json.loads(row.get("protocol") or "{}")
+        except json.JSONDecodeError:
+            return {}
+        protocol.pop("input", None)
+        protocol.pop("config", None)
+        flat = {}
+        for key, value in protocol.items():
+            if isinstance(value, dict):
+                flat.update({f"{key}.{k}": v for k, v in value.items()})
+            else:
+                flat[key] = value
+        return flat
+
+    x, y = settings(a), settings(b)
+    return [
+        f"{key}: {json.dumps(x.get(key))} -> {json.dumps(y.get(key))}"
+        for key in sorted(set(x) | set(y))
+        if x.get(key) != y.get(key)
+    ]
+
+
+def ranking_groups(rows, rank_by="linear_probe"):
+    """Returns the ProtocolGroups of the summary ranked by `rank_by`."""
+    evaluations = COLUMN_EVALUATIONS[RANK_COLUMNS[rank_by]]
+    return protocol_groups(rows, lambda r: r["evaluation"] in evaluations)
+
+
+def group_legend(groups):
+    """Returns the lines that name each protocol group and its difference."""
+    lines = []
+    for g in groups:
+        prints = ", ".join(g.fingerprints[:3]) + (
+            " ..." if len(g.fingerprints) > 3 else ""
+        )
+        text = f"protocol {g.label}: {len(g.configs)} configurations ({prints})"
+        lines.append(text + (f"; differs from A: {g.reason}" if g.reason else ""))
+    return lines
+
+
+MODEL_VIEW = (
+    "params",
+    "gmacs",
+    "images_per_s",
+    "feature_dim",
+    "image_size",
+    "module_mb",
+)
+
+
+def models(rows, sort_by="gmacs", rank_by="linear_probe"):
+    """Returns (header, lines) of the model view: one line per measured
+    configuration with its model metadata (benchmark.modules.cost; the
+    median over its seeds' rows) and its `rank_by` summary value, sorted by
+    `sort_by` (a MODEL_VIEW column or `rank_by`'s summary column)."""
+    column = RANK_COLUMNS[rank_by]
+    if sort_by not in (*MODEL_VIEW, column):
+        raise ValueError(
+            f"cannot sort the model view by '{sort_by}'; choose one of: "
+            f"{', '.join((*MODEL_VIEW, column))}"
+        )
+    _, _, stats = summary(rows, rank_by)
+    table = []
+    for config in _configurations(rows):
+        mine = [r for r in rows if seeds.config_key(r) == config]
+        values = {c: _median([r.get(c, "") for r in mine]) for c in MODEL_VIEW}
+        if all(v is None for v in values.values()):
+            continue
+        s = stats.get((config, column))
+        values[column] = None if s is None else s.mean
+        table.append((config, values))
+    lower_first = sort_by in ("params", "gmacs", "module_mb")
+    table.sort(
+        key=lambda item: (
+            item[1][sort_by] is None,
+            (1 if lower_first else -1) * (item[1][sort_by] or 0.0),
+        )
+    )
+    header = ["objective", "arch", "source", "params (M)", "GMACs", "images/s",
+              "dim", "px", "MB", names.label(column)]  # fmt: skip
+    lines = []
+    for config, v in table:
+        source, arch, objective, _ = config
+        lines.append(
+            [
+                objective,
+                arch,
+                source_label(source),
+                _fmt(v["params"], 1e-6, 2),
+                _fmt(v["gmacs"], 1, 3),
+                _fmt(v["images_per_s"], 1, 0),
+                _fmt(v["feature_dim"], 1, 0),
+                _fmt(v["image_size"], 1, 0),
+                _fmt(v["module_mb"], 1, 1),
+                _fmt(v[column], 100.0 if column in PERCENT else 1.0, 1),
+            ]
+        )
+    return header, lines
+
+
+def _median(cells):
+    values = sorted(float(c) for c in cells if c not in ("", None))
+    return values[len(values) // 2] if values else None
+
+
+def _fmt(value, scale, digits):
+    return "" if value is None else f"{value * scale:.{digits}f}"
+
+
 def summary(rows, rank_by="linear_probe"):
     """Returns (header, lines, stats) of the summary view, best first by the
-    column of evaluation `rank_by`. `stats` maps (config, column) to the
-    SeedStats of that cell."""
+    column of evaluation `rank_by` within each protocol group (a last
+    column names the group when there is more than one). `stats` maps
+    (config, column) to the SeedStats of that cell."""
     if rank_by not in RANK_COLUMNS:
         raise ValueError(
             f"cannot rank the summary by '{rank_by}'; choose one of: "
@@ -144,21 +337,30 @@ def summary(rows, rank_by="linear_probe"):
                     [per_seed[s] for s in order], order
                 )
 
+    groups = ranking_groups(rows, rank_by)
+    group_of = {c: g.label for g in groups for c in g.configs}
+    order = {g.label: i for i, g in enumerate(groups)}
+
     def key(config):  # every summary column is higher-is-better
         s = stats.get((config, rank_column))
-        return (s is None, 0.0 if s is None else -s.mean)
+        group = order.get(group_of.get(config), len(groups))
+        return (s is None, group, 0.0 if s is None else -s.mean)
 
     ordered = sorted(configs, key=key)
     header = ["rank", "objective", "arch", "source", "seeds", *SUMMARY_COLUMNS]
-    lines, previous, rank = [], None, 0
+    if len(groups) > 1:
+        header.append("protocol")
+    lines, previous, rank, start, current = [], None, 0, 0, None
     for i, config in enumerate(ordered):
         s = stats.get((config, rank_column))
         value = None if s is None else s.mean
+        if group_of.get(config) != current:
+            current, start, previous = group_of.get(config), i, None
         if value is None:
             shown = "-"
         else:
             if value != previous:
-                rank = i + 1
+                rank = i - start + 1
             shown, previous = str(rank), value
         source, arch, objective, _ = config
         counts = {s.n for (c, _), s in stats.items() if c == config}
@@ -170,6 +372,7 @@ def summary(rows, rank_by="linear_probe"):
                 source_label(source),
                 "/".join(str(n) for n in sorted(counts)) or "0",
                 *[_cell(stats, config, column) for column in SUMMARY_COLUMNS],
+                *([group_of.get(config, "-")] if len(groups) > 1 else []),
             ]
         )
     return header, lines, stats

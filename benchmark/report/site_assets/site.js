@@ -155,7 +155,14 @@
       return cell ? cell.mean : null;
     };
     const shown = configs.filter((c) => cells[c.id] && visible(c));
+    // Rows of different protocol fingerprints are never ranked together:
+    // each group is sorted on its own, under a line saying what differs.
+    const groupOf = ((tab.groups || {})[key]) || null;
+    const reasons = ((tab.reasons || {})[key]) || {};
+    const groupKey = (c) => (groupOf ? groupOf[c.id] || "~" : "");
     shown.sort((a, b) => {
+      const ga = groupKey(a), gb = groupKey(b);
+      if (ga !== gb) return ga < gb ? -1 : 1;
       const x = value(a), y = value(b);
       if (x === null && y === null) return a.objective.localeCompare(b.objective);
       if (x === null) return 1;
@@ -165,9 +172,17 @@
       return a.objective.localeCompare(b.objective) || a.arch.localeCompare(b.arch);
     });
     const span = 5 + tab.columns.length;
+    let group = null, start = 0;
     shown.forEach((c, i) => {
-      const tr = el("tr", { class: "config", "data-id": c.id, "data-source": c.source, "data-arch": c.arch, "data-objective": c.objective, title: "click for provenance" });
-      tr.appendChild(el("td", { class: "num rank" }, i + 1));
+      if (groupOf && groupKey(c) !== group) {
+        group = groupKey(c); start = i;
+        const label = group === "~" ? "no rows of this column" : `protocol ${group}: ${reasons[group] || ""}`;
+        const sep = el("tr", { class: "group", "data-group": group });
+        sep.appendChild(el("td", { colSpan: span, class: "group" }, label));
+        tbody.appendChild(sep);
+      }
+      const tr = el("tr", { class: "config", "data-id": c.id, "data-source": c.source, "data-arch": c.arch, "data-objective": c.objective, "data-group": groupKey(c), title: "click for provenance" });
+      tr.appendChild(el("td", { class: "num rank" }, i - start + 1));
       tr.appendChild(el("td", { class: "objective" }, c.objective));
       tr.appendChild(el("td", { class: "arch" }, c.arch));
       tr.appendChild(el("td", { class: "source" }, c.source));
@@ -189,9 +204,12 @@
     });
     const total = configs.filter((c) => cells[c.id]).length;
     document.getElementById("count").textContent = `${shown.length} of ${total} configurations`;
-    document.getElementById("legend").textContent = tab.name === "summary"
+    const note = groupOf ? " Ranks restart in each protocol group: rows measured differently are not ranked together." : "";
+    document.getElementById("legend").textContent = (tab.name === "models"
+      ? "Model metadata: parameters (millions), multiply-accumulates per image at the scored size, inference images/s on the row's device, feature dimension, input size and size on disk; median over seeds."
+      : tab.name === "summary"
       ? "Summary, in percent except R²: source-task top-1; the mean over transfer datasets of linear-probe, kNN and fine-tuning accuracy; class separation R² on the pretraining data; Chexpert mean AUC. Click a header to sort, a row for its provenance."
-      : "One column per dataset (hover a header for dataset, split and metric; accuracies and AUCs in percent). Click a header to sort, a row for its provenance.";
+      : "One column per dataset (hover a header for dataset, split and metric; accuracies and AUCs in percent). Click a header to sort, a row for its provenance.") + note;
   }
 
   function sortBy(key) {
