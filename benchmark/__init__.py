@@ -30,10 +30,13 @@ def evaluate(
     """Scores `module` with a benchmark config and returns its `Results`.
 
     Args:
-      module: a handle (SavedModel folder, .tar.gz, URL, catalog name) or an
-        in-memory `keras.Model` or callable from float32 images [batch, size,
-        size, 3] in [0, 1] to features [batch, dim] (saved as a SavedModel in
-        a temporary folder for the run, then scored like any module).
+      module: a handle (SavedModel folder, .keras or .h5 file, .tar.gz,
+        URL, catalog name), an in-memory `keras.Model` (saved as a .keras
+        file for the run and scored like one: penultimate features, its
+        head's logits, fine-tunable), or a callable from float32 images
+        [batch, size, size, 3] in [0, 1] to features [batch, dim] (traced
+        into a SavedModel in a temporary folder, then scored like any
+        module).
       config: a config name (benchmark/configs) or a .py file.
       datasets, evaluations: the config's datasets / only these evaluators.
       leaderboard: a CSV to append the rows to (None: none).
@@ -41,8 +44,9 @@ def evaluate(
       data_dir: the prepared TFDS data folder.
       sandbox: "auto", "require" or "off" (as zoo-benchmark --sandbox).
       report: receives progress lines (None: silent).
-      **module_options: image_size, signature, output, value_range
-        (benchmark.runner.request.ModuleOptions), and any other RunRequest field
+      **module_options: image_size, signature, output, value_range,
+        input_normalization (benchmark.runner.request.ModuleOptions), and
+        any other RunRequest field
         (max_per_class=..., overrides=("knn.weighted=true",), ...).
 
     Raises ValueError (one line) for bad input or a refused module.

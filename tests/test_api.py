@@ -20,12 +20,15 @@ from benchmark.runner.submissions import bundle_request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-# A value for every module option, as the module below needs them.
+# A value for every module option, as the module below needs them. The
+# normalisation is named; --value_range, its linear alternative (one or the
+# other), round-trips in the first test.
 OPTIONS = {
     "image_size": 16,
     "signature": "embed",
     "output": "pooled",
-    "value_range": "0,255",
+    "value_range": None,
+    "input_normalization": "0_255",
 }
 
 
@@ -39,6 +42,8 @@ def test_every_module_option_has_a_flag_and_round_trips_through_json():
     text = json.dumps(request.to_dict())
     assert RunRequest.from_dict(json.loads(text)) == request
     assert request.replace(output="other").options.output == "other"
+    ranged = request.replace(input_normalization=None, value_range="0,255")
+    assert RunRequest.from_dict(json.loads(json.dumps(ranged.to_dict()))) == ranged
     with pytest.raises(ValueError, match="unknown fields: colour"):
         RunRequest.from_dict({**request.to_dict(), "colour": 1})
 
@@ -78,7 +83,7 @@ def test_a_module_needing_every_option_is_submitted_and_verified(tmp_path):
     path = str(tmp_path / "module")
     tf.saved_model.save(module, path, signatures={"embed": module.embed})
     out = tmp_path / "bundle"
-    flags = [f"--{k}={v}" for k, v in OPTIONS.items()]
+    flags = [f"--{k}={v}" for k, v in OPTIONS.items() if v is not None]
     submit = subprocess.run(
         [sys.executable, "-m", "benchmark.cli.submit", f"--module={path}",
          "--local", "--config=smoke", "--evaluations=knn", f"--bundle={out}",
@@ -90,7 +95,9 @@ def test_a_module_needing_every_option_is_submitted_and_verified(tmp_path):
     stored = bundle_request(b)
     assert dataclasses.asdict(stored.options) == OPTIONS
     assert stored.module == path and stored.evaluations == ("knn",)
-    assert json.loads(b.rows[0]["protocol"])["input"]["output"] == "pooled"
+    contract = json.loads(b.rows[0]["protocol"])["input"]
+    assert contract["output"] == "pooled"
+    assert contract["input_normalization"] == "0_255"
     verify = subprocess.run(
         [sys.executable, "-m", "benchmark.cli.leaderboard", "verify", str(out),
          "--rerun=all"],

@@ -147,9 +147,10 @@ def test_uint8_modules_get_rounded_integers_in_0_255(conventions):
 
 
 def test_a_dict_output_needs_output_and_names_its_keys(conventions):
-    with pytest.raises(ModuleError, match="pass --output naming") as error:
+    with pytest.raises(ModuleError, match="pass --output=NAME naming") as error:
         load_module(conventions["dict_output"])
-    assert "pooled, spatial" in str(error.value) and "\n" not in str(error.value)
+    assert "pooled [4, 27], spatial [4, 24, 24, 3]" in str(error.value)
+    assert "\n" not in str(error.value)
     with pytest.raises(ModuleError, match="not \\[batch, features\\]"):
         load_module(conventions["dict_output"], output="spatial")
     with pytest.raises(ModuleError, match="no output 'nope'.*pooled, spatial"):

@@ -245,11 +245,14 @@ def test_benchmark_loader_reads_the_contract_and_rejects_bad_signatures(
 
     module = load_module(exported_module[0])
     assert module.contract() == {
+        "format": "saved_model",
         "signature": "__call__",
         "output": None,
         "image_size": 32,
         "size_source": "metadata",
         "input_dtype": "float32",
+        "input_normalization": "unit",
+        "normalization_source": "metadata",  # zoo-export writes value_range
         "value_range": [0.0, 1.0],
         "feature_dim": 128,
     }

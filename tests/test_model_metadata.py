@@ -144,7 +144,11 @@ def scored(tmp_path_factory):
     root = tmp_path_factory.mktemp("scored")
     path = _conv_module(str(root / "module"))
     kwargs = dict(config="smoke", evaluations=["knn"], sandbox="off", report=None)
-    default = benchmark.evaluate(path, bundle=str(root / "bundle"), **kwargs)
+    default = benchmark.evaluate(
+        path,
+        bundle=str(root / "bundle"),
+        **dict(kwargs, evaluations=["knn", "linear_probe"]),
+    )
     again = benchmark.evaluate(path, **kwargs)
     other = benchmark.evaluate(path, overrides=("knn.ks=1,3",), **kwargs)
     return path, default.rows, again.rows, other.rows, str(root / "bundle")
@@ -165,6 +169,7 @@ def test_every_measured_row_and_bundle_carries_the_metadata(scored):
 
 def test_a_change_of_settings_changes_the_fingerprint(scored):
     _, rows, again, other, _ = scored
+    rows = [r for r in rows if r["evaluation"] == "knn"]
     assert {r["fingerprint"] for r in rows} == {r["fingerprint"] for r in again}
     assert {r["fingerprint"] for r in rows}.isdisjoint(r["fingerprint"] for r in other)
     # The module's contract is not the protocol: another input size keeps it.
@@ -252,3 +257,18 @@ def test_models_view_sorts_by_metadata_and_plots_accuracy_against_macs(
     assert "GMACs" in done.stdout and os.path.getsize(png) > 1000
     with open(png, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_site_shows_the_models_tab_and_accuracy_against_macs(scored, tmp_path):
+    from benchmark.report.site import COST_FIGURE, write_site
+
+    _, rows, _, _, _ = scored
+    board = str(tmp_path / "b.csv")
+    _board(board, rows, "small")
+    data = write_site(leaderboard.read_rows(board), str(tmp_path / "site"))
+    (models,) = [t for t in data["tabs"] if t["name"] == "models"]
+    cells = next(iter(models["cells"].values()))
+    assert cells["params"]["mean"] == pytest.approx((3 * 3 * 3 * 8 + 8 * 4) / 1e6)
+    assert {c["key"] for c in models["columns"]} >= {"params", "gmacs", "images_per_s"}
+    assert data["cost_figure"] == COST_FIGURE
+    assert os.path.getsize(tmp_path / "site" / COST_FIGURE) > 1000

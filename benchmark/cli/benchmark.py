@@ -16,11 +16,15 @@ A config (benchmark/configs/NAME.py or a .py file) names the evaluators, their
 data and settings; --set=KEY=VALUE overrides a config field (max_per_class=50,
 datasets=a,b) or an evaluator setting (EVALUATOR.ARG=VALUE, the value read as
 JSON when it parses); docs/protocols.md lists the configs. A module is a
-SavedModel directory, a .tar.gz archive, a catalog name or an http(s)/gs://
+SavedModel directory (the authors' release format is detected), a .keras or
+full-model .h5 file, a .tar.gz archive, a catalog name or an http(s)/gs://
 URL, fetched into tensorflow_hub's cache (TFHUB_CACHE_DIR) within
 --max_module_mb and --download_deadline_s and rehashed on every use. Its
-input size, dtype and value range come from what it declares (--image_size,
---value_range, --signature and --output override them). Modules holding
+input size, dtype and normalisation come from what it declares
+(--image_size, --input_normalization, --value_range, --signature and
+--output override them; docs/evaluations.md has the formats). Every row
+carries the model's parameters, GMACs, size and throughput and a protocol
+fingerprint. Modules holding
 any op outside the allowlist of pure image-module ops are refused before
 anything runs. An evaluator that needs what the module lacks (logits,
 fine-tuning) is skipped with a note; each evaluator's rows are appended when

@@ -9,6 +9,8 @@ DIR holds:
                        script, not JSON: browsers refuse fetch() on file://)
   transfer_vs_r2.png   linear transfer accuracy vs class separation R^2
                        (benchmark/report/plot.py), when rows have both
+  accuracy_vs_gmacs.png  linear transfer accuracy vs multiply-accumulates
+                       per image, when measured rows carry both
   .zoo-leaderboard-site  marks DIR as a site this command wrote
 
 The page has a tab per view: the summary (views.summary's columns) and one
@@ -45,6 +47,7 @@ ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "site_assets")
 ASSET_FILES = ("index.html", "site.js", "site.css")
 MARKER = ".zoo-leaderboard-site"
 FIGURE = "transfer_vs_r2.png"
+COST_FIGURE = "accuracy_vs_gmacs.png"
 SUMMARY_LABELS = {column: label for column, (label, _) in names.SUMMARY.items()}
 EVALUATION_TITLES = names.EVALUATIONS
 
@@ -302,7 +305,9 @@ def cka_heatmaps(folders):
     return maps
 
 
-def site_data(rows, *, heatmaps=(), figure=None, rho=None, leaderboard_name=""):
+def site_data(
+    rows, *, heatmaps=(), figure=None, rho=None, leaderboard_name="", cost_figure=None
+):
     """Returns the JSON-able data the page renders."""
     configs = views.configurations(rows)
     objective = seeds.CONFIG_COLUMNS.index("objective")
@@ -343,6 +348,7 @@ def site_data(rows, *, heatmaps=(), figure=None, rho=None, leaderboard_name=""):
         ],
         "tabs": tabs,
         "figure": figure,
+        "cost_figure": cost_figure,
         "rho": rho,
         "heatmaps": list(heatmaps),
     }
@@ -393,12 +399,20 @@ def write_site(rows, out, *, analyses=(), leaderboard_name=""):
                         "high": _number(r[2]),
                         "n": len(group),
                     }
+        cost_figure = None
+        if any(r.get("gmacs") for r in rows):
+            try:
+                plot.plot_accuracy_vs_macs(rows, os.path.join(work, COST_FIGURE))
+                cost_figure = COST_FIGURE
+            except ValueError:  # no configuration with a linear probe too
+                pass
         data = site_data(
             rows,
             heatmaps=heatmaps,
             figure=figure,
             rho=rho,
             leaderboard_name=leaderboard_name,
+            cost_figure=cost_figure,
         )
         with open(os.path.join(work, "data.js"), "w") as f:
             f.write(_script(data))

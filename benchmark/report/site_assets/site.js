@@ -206,7 +206,7 @@
     document.getElementById("count").textContent = `${shown.length} of ${total} configurations`;
     const note = groupOf ? " Ranks restart in each protocol group: rows measured differently are not ranked together." : "";
     document.getElementById("legend").textContent = (tab.name === "models"
-      ? "Model metadata: parameters (millions), multiply-accumulates per image at the scored size, inference images/s on the row's device, feature dimension, input size and size on disk; median over seeds."
+      ? "Model metadata: parameters (millions), multiply-accumulates per image at the scored size, inference images/s on the row's device, feature dimension, input size and size on disk; mean over the seeds' modules."
       : tab.name === "summary"
       ? "Summary, in percent except R²: source-task top-1; the mean over transfer datasets of linear-probe, kNN and fine-tuning accuracy; class separation R² on the pretraining data; Chexpert mean AUC. Click a header to sort, a row for its provenance."
       : "One column per dataset (hover a header for dataset, split and metric; accuracies and AUCs in percent). Click a header to sort, a row for its provenance.") + note;
@@ -220,6 +220,9 @@
 
   // Figures.
   const figure = document.getElementById("figure");
+  if (D.cost_figure) {
+    figure.appendChild(el("img", { id: "figure-cost", src: D.cost_figure, alt: "linear transfer accuracy against multiply-accumulates per image" }));
+  }
   if (D.figure) {
     figure.appendChild(el("img", { id: "figure-transfer", src: D.figure, alt: "linear transfer accuracy against class separation R²" }));
     Object.entries(D.rho || {}).forEach(([kind, r]) => {
