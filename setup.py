@@ -15,6 +15,7 @@ setup(
     package_data={
         "export": ["catalog.json"],
         "benchmark.data": ["*.json"],
+        "benchmark.results": ["leaderboard.csv"],
         "benchmark.report.site_assets": ["*.html", "*.js", "*.css"],
     },
     install_requires=[

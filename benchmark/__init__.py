@@ -13,6 +13,10 @@ docs/architecture.md shows how the package is laid out and which part may
 import which.
 """
 
+from zoo import quiet as _quiet
+
+_quiet.install()  # TensorFlow loads silently, whoever imports it
+
 
 def evaluate(
     module,

@@ -7,6 +7,10 @@ From Python:
     folder = export.pull("authors_resnet50_softmax_seed0")  # verified, cached
 """
 
+from zoo import quiet as _quiet
+
+_quiet.install()  # TensorFlow loads silently, whoever imports it
+
 
 def pull(name, *, cache_dir=None, catalog=None, report=print):
     """Returns the local folder of catalog module `name`, downloaded,

@@ -47,6 +47,36 @@ def check(name):
     return name
 
 
+def parse_value_range(value):
+    """Returns (low, high) floats from "low,high" or a pair; None stays None."""
+    if value is None:
+        return None
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    try:
+        low, high = (float(p) for p in parts)
+    except (TypeError, ValueError):
+        raise NormalizationError(
+            f"value range must be two numbers 'low,high' (e.g. 0,1 or 0,255 or "
+            f"-1,1), got {value!r}"
+        ) from None
+    if not low < high:
+        raise NormalizationError(f"value range needs low < high, got {low},{high}")
+    return low, high
+
+
+def check_options(name, value_range):
+    """Raises NormalizationError unless a normalisation name and a value
+    range (either may be None, not both set) are valid; imports nothing."""
+    if name is not None and value_range is not None:
+        raise NormalizationError(
+            "pass --input_normalization or --value_range, not both (a value "
+            "range is a linear normalisation)"
+        )
+    if name is not None:
+        check(name)
+    parse_value_range(value_range)
+
+
 def name_of_range(low, high):
     """Returns the name of the linear normalisation onto [low, high]
     ("unit", "minus_one_one", "0_255"), or RANGE for any other range."""

@@ -9,8 +9,8 @@ Prints the local module folder on stdout (progress goes to stderr), so
 (TFHUB_CACHE_DIR, default <system temp>/tfhub_modules); a module already there
 is used without network once its files rehash to what was verified. A
 download is bounded by the entry's size and --max_module_mb, and by
---download_deadline_s. The catalog is export/catalog.json unless --catalog
-or ZOO_CATALOG names another.
+--download_deadline_s. The catalog is the one shipped with the package unless
+--catalog or ZOO_CATALOG names another.
 """
 
 import sys

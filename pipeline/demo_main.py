@@ -23,7 +23,9 @@ flags.DEFINE_list(
     "Objectives to train, one model each; 'all' for every registered objective.",
 )
 flags.DEFINE_string(
-    "config", "digits", "Training config: a name in zoo/configs or a .py file."
+    "config",
+    "digits",
+    "Training config: a name shipped with the zoo (digits, ...) or a .py file.",
 )
 flags.DEFINE_string(
     "source",

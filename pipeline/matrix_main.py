@@ -1,7 +1,7 @@
 """zoo-matrix: train the zoo matrix (objectives x architectures x seeds) and
-export every run as a TF-Hub module; with a matrix config (pipeline/configs),
-also score every module through the benchmark harness and run the
-representation analyses per seed (pipeline/study.py).
+export every run as a TF-Hub module; with a matrix config (a whole study,
+such as mini_zoo), also score every module through the benchmark harness and
+run the representation analyses per seed.
 
 Examples:
   zoo-matrix --config=digits --objectives=softmax,cosine_softmax --seeds=0,1
@@ -12,7 +12,7 @@ Examples:
 Rerun the same command after an interruption: finished runs, benchmarks and
 analyses are skipped and the interrupted training resumes from its
 checkpoint. --config names a matrix config (mini_zoo) or a training config
-of zoo/configs; flags given explicitly override the matrix config's values.
+(digits, ...); flags given explicitly override the matrix config's values.
 """
 
 from absl import flags
@@ -20,7 +20,11 @@ from absl import flags
 from zoo.cli import run_main
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("config", "digits", "Config name in zoo/configs or a .py file.")
+flags.DEFINE_string(
+    "config",
+    "digits",
+    "A matrix config (mini_zoo) or training config name, or a .py file.",
+)
 flags.DEFINE_list("objectives", ["softmax"], "Objective names, or 'all'.")
 flags.DEFINE_list("archs", None, "Architectures (default: the config's).")
 flags.DEFINE_list("seeds", ["0"], "Seeds.")

@@ -1,17 +1,19 @@
-"""zoo-reproduce: write the reproduction report of a study (docs/reproduction.md
+"""zoo-reproduce: write the reproduction report of a study (a markdown file,
 from `zoo-matrix --config=mini_zoo`): per objective, source accuracy, R^2,
 linear / kNN / fine-tuning transfer, Chexpert AUC, sparsity and NC1 as mean
 ± std over seeds, and the paper's four claims, each with its statistic, a
-bootstrap interval over seeds and a verdict (pipeline/reproduction.py).
+bootstrap interval over seeds and a verdict.
 Figures go to a `reproduction/` folder beside --out.
 
 Example:
   zoo-matrix --config=mini_zoo --dataset=path/to/imagenette \\
       --transfer=path/to/cifar10 --chexpert=chexpert:path/to/xrays
-  zoo-reproduce --workdir=runs/mini_zoo --out=docs/reproduction.md
+  zoo-reproduce --workdir=runs/mini_zoo --out=runs/mini_zoo/reproduction.md
 The data, objectives, seeds and sizes are read from WORKDIR/study.json,
 which zoo-matrix writes; --dataset and --transfer override them.
 """
+
+import os
 
 from absl import flags
 
@@ -22,7 +24,9 @@ flags.DEFINE_string("config", "mini_zoo", "The study's matrix config (name or .p
 flags.DEFINE_string("workdir", "runs/mini_zoo", "The study's zoo-matrix --workdir.")
 flags.DEFINE_string("dataset", None, "The pretraining dataset the study used.")
 flags.DEFINE_string("transfer", None, "The transfer dataset the study used.")
-flags.DEFINE_string("out", "docs/reproduction.md", "The report to write.")
+flags.DEFINE_string(
+    "out", None, "The report to write (default: WORKDIR/reproduction.md)."
+)
 
 
 def main(argv):
@@ -38,10 +42,11 @@ def main(argv):
     changes = {"workdir": FLAGS.workdir, "overrides": overrides}
     if FLAGS.transfer:
         changes["transfer"] = FLAGS.transfer
-    claims = write_report(matrix.replace(**changes), FLAGS.out)
+    out = FLAGS.out or os.path.join(FLAGS.workdir, "reproduction.md")
+    claims = write_report(matrix.replace(**changes), out)
     for key, claim in claims.items():
         print(f"claim ({key}): {claim['verdict']}")
-    print(f"wrote {FLAGS.out}")
+    print(f"wrote {out}")
 
 
 def run():

@@ -10,6 +10,10 @@ From Python:
                        objective="cosine_softmax", epochs=2)
 """
 
+from zoo import quiet as _quiet
+
+_quiet.install()  # TensorFlow loads silently, whoever imports it
+
 
 def create_model(arch, *, objective="softmax", num_classes, image_size=None,
                  objective_hparams=None, **arch_kwargs):  # fmt: skip

@@ -1,7 +1,8 @@
 """Shared plumbing of the absl entry points: --help, one-line errors, quiet logs."""
 
-import os
 import sys
+
+from zoo import quiet
 
 # Errors the user can fix: printed as one line, exit status 2, no traceback.
 USER_ERRORS = (ValueError, FileNotFoundError, PermissionError)
@@ -9,34 +10,13 @@ HELP_ARGS = ("-h", "--help", "-?", "--helpshort")
 
 
 def quiet_tensorflow():
-    """Hides TensorFlow's C++ start-up chatter unless the user asked for it.
+    """Imports TensorFlow now, without its C++ start-up chatter (zoo.quiet:
+    shown only if the import fails; TF_CPP_MIN_LOG_LEVEL=0, 1 or 2 in the
+    environment keeps every line)."""
+    from zoo import quiet
 
-    TF_CPP_MIN_LOG_LEVEL=3 silences TensorFlow's own logging, but the lines
-    printed while TensorFlow loads ("All log messages before
-    absl::InitializeLog()", oneDNN and cudart_stub notes) come before that
-    setting is read. So TensorFlow is imported here with file descriptor 2
-    pointed at a temporary file; what it wrote is shown only if the import
-    fails. TF_CPP_MIN_LOG_LEVEL=0, 1 or 2 in the environment keeps every line.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if os.environ["TF_CPP_MIN_LOG_LEVEL"] != "3" or "tensorflow" in sys.modules:
-        return
-    import tempfile
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            import tensorflow  # noqa: F401
-        except BaseException:
-            os.dup2(saved, 2)
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode("utf-8", "replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    quiet.install()
+    import tensorflow  # noqa: F401
 
 
 def describe_os_error(error):
@@ -90,7 +70,9 @@ def run_main(main):
             sys.exit(2)
 
     def guarded(argv):
-        quiet_tensorflow()  # after the flags parse: a bad flag fails at once
+        # TensorFlow loads only when the command needs it, silently
+        # (zoo.quiet): arguments checked before that fail at once.
+        quiet.install()
         if not flags.FLAGS["verbosity"].present:  # TF's INFO lines drown progress
             logging.set_verbosity(logging.WARNING)
         try:

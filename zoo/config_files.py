@@ -36,6 +36,27 @@ def config_module(path):
     return module
 
 
+def unknown_config(name, folder, what="config"):
+    """Returns the one line for a config name that is not in `folder`."""
+    from zoo.registry import did_you_mean
+
+    names = config_names(folder)
+    return (
+        f"unknown {what} '{name}'; {did_you_mean(name, names)}use one of "
+        f"{', '.join(names)} or a path to a .py file defining get_config()"
+    )
+
+
+def check_config_name(name, folder, what="config", error=ValueError):
+    """Raises `error` (one line) unless `name` is a config of `folder` or an
+    existing .py file; imports nothing."""
+    if name.endswith(".py"):
+        if not os.path.isfile(name):
+            raise error(f"{what} file {name} not found")
+    elif name not in config_names(folder):
+        raise error(unknown_config(name, folder, what))
+
+
 def load_config_file(
     name_or_path, folder, config_type, what="config", error=ValueError
 ):
@@ -51,11 +72,7 @@ def load_config_file(
     elif name_or_path in config_names(folder):
         path = os.path.join(folder, f"{name_or_path}.py")
     else:
-        raise error(
-            f"unknown {what} '{name_or_path}'; use one of "
-            f"{', '.join(config_names(folder))} or a path to a .py file defining "
-            "get_config()"
-        )
+        raise error(unknown_config(name_or_path, folder, what))
     config = config_module(path).get_config()
     if not isinstance(config, config_type):
         raise error(

@@ -18,7 +18,11 @@ from absl import flags
 from zoo.cli import run_main
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("config", "digits", "Config name in zoo/configs or a .py file.")
+flags.DEFINE_string(
+    "config",
+    "digits",
+    "Training config: a name shipped with the zoo (digits, ...) or a .py file.",
+)
 flags.DEFINE_string("workdir", None, "Output directory.", required=True)
 flags.DEFINE_string("objective", None, "Override: registered objective name.")
 flags.DEFINE_string(

@@ -1,5 +1,6 @@
 """A tiny name -> factory registry, one per extension point (timm style)."""
 
+import difflib
 import fnmatch
 
 
@@ -36,7 +37,8 @@ class Registry:
         except KeyError:
             known = ", ".join(sorted(self._entries)) or "none"
             raise RegistryError(
-                f"unknown {self.kind} '{name}'; choose one of: {known}"
+                f"unknown {self.kind} '{name}'; {did_you_mean(name, self._entries)}"
+                f"choose one of: {known}"
             ) from None
 
     def create(self, name, **kwargs):
@@ -49,3 +51,10 @@ class Registry:
 
     def __contains__(self, name):
         return name in self._entries
+
+
+def did_you_mean(name, choices):
+    """Returns "did you mean X? " for the closest of `choices` to `name`
+    (difflib's ratio >= 0.6), or "" when none is close."""
+    close = difflib.get_close_matches(str(name), sorted(choices), n=2, cutoff=0.6)
+    return f"did you mean {' or '.join(close)}? " if close else ""

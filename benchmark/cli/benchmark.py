@@ -12,17 +12,19 @@ Examples:
   zoo-benchmark --config=my_config.py --module=https://example.org/module.tar.gz
   zoo-benchmark --request=run.json    # a stored run request (a bundle's manifest)
 
-A config (benchmark/configs/NAME.py or a .py file) names the evaluators, their
+A config (a name: local, paper, smoke; or a .py file defining get_config())
+names the evaluators, their
 data and settings; --set=KEY=VALUE overrides a config field (max_per_class=50,
 datasets=a,b) or an evaluator setting (EVALUATOR.ARG=VALUE, the value read as
-JSON when it parses); docs/protocols.md lists the configs. A module is a
+JSON when it parses); each config's docstring gives its command and
+expected result (python -m pydoc benchmark.configs.smoke). A module is a
 SavedModel directory (the authors' release format is detected), a .keras or
 full-model .h5 file, a .tar.gz archive, a catalog name or an http(s)/gs://
 URL, fetched into tensorflow_hub's cache (TFHUB_CACHE_DIR) within
 --max_module_mb and --download_deadline_s and rehashed on every use. Its
 input size, dtype and normalisation come from what it declares
 (--image_size, --input_normalization, --value_range, --signature and
---output override them; docs/evaluations.md has the formats). Every row
+--output override them). Every row
 carries the model's parameters, GMACs, size and throughput and a protocol
 fingerprint. Modules holding
 any op outside the allowlist of pure image-module ops are refused before
@@ -101,6 +103,9 @@ def gate_main(request, baseline_path):
     gate's code."""
     import tempfile
 
+    from benchmark.runner.execute import precheck
+
+    precheck(request)  # before TensorFlow loads
     from benchmark.data.transfer import DatasetError
     from benchmark.modules.loading import ModuleError
     from benchmark.results import bundle, gate

@@ -6,8 +6,7 @@ with --plot, a PNG of linear transfer accuracy against class separation R^2
 (measured and reported modules side by side); with --html=DIR, write the
 web leaderboard instead: a static site (index.html) that works from file://
 with a tab per evaluation family, sorting, filters, seed intervals, the
-figures and per-row provenance (benchmark/report/site.py); verify and merge results
-bundles.
+figures and per-row provenance; verify and merge results bundles.
 
 Examples:
   zoo-leaderboard --leaderboard=leaderboard.csv --rank_by=linear_probe
@@ -22,9 +21,8 @@ verify exits 0 when the bundle holds, 1 when something was tampered with or
 does not reproduce (one line per failing row, after a comparison table), 2
 on bad input. merge appends every bundle's rows in one atomic write, or
 nothing when a bundle fails its checks or a row's key already has another
-value. docs/submissions.md gives the maintainer's flow. Rankings restart in
-each protocol group (rows whose protocol fingerprints agree); --strict exits
-1 when a ranking would span groups.
+value. Rankings restart in each protocol group (rows whose protocol
+fingerprints agree); --strict exits 1 when a ranking would span groups.
 """
 
 import os
@@ -35,7 +33,12 @@ from absl import flags
 from zoo.cli import run_main
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("leaderboard", "leaderboard.csv", "Leaderboard CSV to render.")
+flags.DEFINE_string(
+    "leaderboard",
+    None,
+    "Leaderboard CSV to render (default: the curated leaderboard shipped with the "
+    "package: the paper's rows and merged submissions).",
+)
 flags.DEFINE_string("rank_by", "linear_probe", "Evaluation whose value ranks rows.")
 flags.DEFINE_string(
     "dataset", None, "--wide: rank by this dataset's value of --rank_by."
@@ -120,6 +123,11 @@ def merge_main(paths):
 
     if not paths:
         raise ValueError("merge takes one or more bundles")
+    if not FLAGS.leaderboard:
+        raise ValueError(
+            "merge needs --leaderboard=FILE.csv, the board the rows go into (in a "
+            "checkout, the curated one is leaderboard.csv)"
+        )
     try:
         count = merge(FLAGS.leaderboard, paths)
     except MergeConflict as e:
@@ -143,13 +151,21 @@ def main(argv):
         from benchmark.report.plot import check_plot_path
 
         check_plot_path(FLAGS.plot)
-    rows = leaderboard.read_rows(FLAGS.leaderboard)
+    path = FLAGS.leaderboard or leaderboard.CURATED
+    if not os.path.exists(path):
+        raise ValueError(
+            f"leaderboard {path} does not exist; pass --leaderboard naming a CSV "
+            "(zoo-benchmark writes runs/leaderboard.csv), or omit it for the "
+            "curated leaderboard"
+        )
+    rows = leaderboard.read_rows(path)
     if FLAGS.source == "measured":
         rows = [r for r in rows if r["source"] == "measured"]
     elif FLAGS.source == "reported":
         rows = [r for r in rows if r["source"] != "measured"]
     if not rows:
-        raise ValueError(f"{FLAGS.leaderboard} has no rows to show")
+        which = "" if FLAGS.source == "all" else f" with --source={FLAGS.source}"
+        raise ValueError(f"{path} has no rows{which} to show")
     from benchmark.report import views
 
     if FLAGS.strict:
@@ -175,7 +191,7 @@ def main(argv):
             rows,
             FLAGS.html,
             analyses=FLAGS.html_analyses,
-            leaderboard_name=os.path.basename(FLAGS.leaderboard),
+            leaderboard_name=os.path.basename(path),
         )
         print(
             f"site of {len(data['configs'])} configurations, {len(data['tabs'])} "

@@ -11,10 +11,11 @@ The module must be one others can fetch (an http(s)/gs:// URL or a catalog
 name): the maintainers re-hash and re-run it (`zoo-leaderboard verify`). A
 local folder or archive is refused unless --local, for a bundle only you can
 verify. The run is zoo-benchmark's: the same run options (--output,
---signature, --value_range, --image_size, --data_dir, --set, ...), sandboxed,
-the op allowlist applies; no leaderboard is written. The bundle's manifest
-stores the run request, which `zoo-leaderboard verify` re-runs.
-docs/submissions.md describes what happens next.
+--signature, --input_normalization, --value_range, --image_size, --data_dir,
+--set, ...), sandboxed, the op allowlist applies; no leaderboard is written.
+The bundle's manifest stores the run request. Next, a maintainer runs
+`zoo-leaderboard verify BUNDLE` (re-hash, re-run a sample of the
+evaluations) and `zoo-leaderboard merge BUNDLE --leaderboard=...`.
 """
 
 import os

@@ -16,7 +16,7 @@ from benchmark.data import ood as ood_data
 from zoo import data as zoo_data
 from zoo.data.base import DatasetError, hash_parts
 from zoo.data.tfds_dataset import TfdsDataset
-from zoo.registry import Registry
+from zoo.registry import Registry, did_you_mean
 
 TRANSFER_DATASETS = Registry("transfer dataset")
 CHEXPERT_PREFIX = "chexpert:"
@@ -162,8 +162,10 @@ def load_benchmark_dataset(spec, data_dir=None):
 
         return load_chexpert(spec[len(CHEXPERT_PREFIX) :])
     if not _zoo_resolves(spec):
+        known = [*TRANSFER_DATASETS.names(), *ood_data.OOD_SETS]
+        known += zoo_data.list_datasets()
         raise DatasetError(
-            f"unknown dataset '{spec}'; use a transfer set "
+            f"unknown dataset '{spec}'; {did_you_mean(spec, known)}use a transfer set "
             f"({', '.join(TRANSFER_SUITE)}), an ImageNet set "
             f"({', '.join(ood_data.OOD_SETS)}), chexpert:DIR, one of "
             f"{', '.join(zoo_data.list_datasets())}, tfds:NAME, or a path to an "

@@ -456,20 +456,12 @@ def check_module_safety(path, handle):
 
 
 def parse_value_range(value):
-    """Returns (low, high) floats from "low,high" or a pair; None stays None."""
-    if value is None:
-        return None
-    parts = value.split(",") if isinstance(value, str) else list(value)
+    """Returns (low, high) floats from "low,high" or a pair; None stays None
+    (export.normalization.parse_value_range, failing as ModuleError)."""
     try:
-        low, high = (float(p) for p in parts)
-    except (TypeError, ValueError):
-        raise ModuleError(
-            f"value range must be two numbers 'low,high' (e.g. 0,1 or 0,255 or "
-            f"-1,1), got {value!r}"
-        ) from None
-    if not low < high:
-        raise ModuleError(f"value range needs low < high, got {low},{high}")
-    return low, high
+        return normalization.parse_value_range(value)
+    except normalization.NormalizationError as e:
+        raise ModuleError(str(e)) from None
 
 
 def select_output(outputs, key, module):

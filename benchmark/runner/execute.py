@@ -21,6 +21,37 @@ class RunError(ValueError):
     """A run that could not measure anything; one line."""
 
 
+def precheck(request):
+    """Raises ValueError (one line) for what can be checked before TensorFlow
+    loads: a module is named and, when it is a local path, exists; the
+    config name; the input normalisation and value range; the image size.
+    Imports nothing heavy, so bad arguments fail at once."""
+    from benchmark import configs
+    from export import normalization
+    from zoo.config_files import check_config_name
+
+    if not request.module:
+        raise ValueError("pass --module=HANDLE (or --modules=A,B for a sharded plan)")
+    check_config_name(
+        request.config, os.path.dirname(configs.__file__), "benchmark config"
+    )
+    normalization.check_options(
+        request.options.input_normalization, request.options.value_range
+    )
+    size = request.options.image_size
+    if size is not None and size < 1:
+        raise ValueError(f"--image_size must be positive, got {size}")
+    module = os.path.expanduser(request.module)
+    looks_local = module.startswith((".", "/", "~")) or os.sep in module
+    remote = module.startswith(("http://", "https://", "gs://", "kaggle:"))
+    if looks_local and not remote and not os.path.exists(module):
+        raise ValueError(
+            f"module {request.module} not found; pass a SavedModel directory, a "
+            ".keras or .h5 file, a .tar.gz archive, an http(s)/gs:// URL or a "
+            "catalog name (zoo-pull --list)"
+        )
+
+
 def check(request, config):
     """Raises ValueError for anything in `request` that can be checked before
     work: the leaderboard, the bundle folder, the evaluators' settings, the
@@ -68,6 +99,7 @@ def execute(request, report=print):
 
     quiet = report is None
     report = report or (lambda line: None)
+    precheck(request)  # before TensorFlow loads: bad arguments fail at once
     with limits_set(request.max_module_mb, request.download_deadline_s):
         config = request.load_config()
         limits = check(request, config)

@@ -44,16 +44,10 @@ class ModuleOptions:
     def load_kwargs(self):
         """Returns the keyword arguments of benchmark.modules.loading.load_module;
         ValueError names an option that cannot work."""
-        from benchmark.modules.loading import ModuleError, parse_value_range
+        from benchmark.modules.loading import parse_value_range
         from export import normalization
 
-        if self.input_normalization is not None:
-            if self.value_range is not None:
-                raise ModuleError(
-                    "pass --input_normalization or --value_range, not both (a "
-                    "value range is a linear normalisation)"
-                )
-            normalization.check(self.input_normalization)
+        normalization.check_options(self.input_normalization, self.value_range)
         return dict(
             image_size=self.image_size,
             signature=self.signature,
