@@ -1,6 +1,12 @@
 """Installs the model zoo and transfer benchmark (zoo -> export -> benchmark)."""
 
+import os
+
 from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
+    README = f.read()
 
 setup(
     name="loss-transfer-zoo",
@@ -9,6 +15,15 @@ setup(
         "Model zoo and transfer benchmark for image representations "
         "(Kornblith et al., NeurIPS 2021)."
     ),
+    long_description=README,
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    license_files=["LICENSE"],
+    classifiers=[
+        "License :: OSI Approved :: Apache Software License",
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
     python_requires=">=3.10",
     packages=find_packages(include=["zoo*", "export*", "benchmark*", "pipeline*"]),
     include_package_data=True,

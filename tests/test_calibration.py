@@ -126,7 +126,7 @@ def test_zoo_benchmark_appends_calibration_rows_and_reports_bad_input(
     board = tmp_path / "board.csv"
     args = [
         f"--module={exported_module[0]}",
-        "--config=smoke",
+        "--config=smoke_all",
         "--evaluations=calibration",
         f"--leaderboard={board}",
         f"--cache_dir={tmp_path / 'cache'}",

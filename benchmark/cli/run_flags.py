@@ -84,6 +84,12 @@ FLAG_SPECS = (
         "string",
         "Handle written in the rows (default: --module).",
     ),
+    (
+        "name",
+        "string",
+        "Display name of the module in the rows and the leaderboard's views "
+        "(default: its objective, from its metadata).",
+    ),
 )
 OPTION_FIELDS = tuple(f.name for f in dataclasses.fields(ModuleOptions))
 _FIELD_OF_FLAG = {"set": "overrides"}

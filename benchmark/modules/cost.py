@@ -190,9 +190,14 @@ def profile(module, batch_size, report=None):
 def describe(fields):
     """Returns one line of a profile for the run's log."""
     macs = fields.get("gmacs")
-    macs = f"{macs:.3g} GMACs/image" if macs != "" else "MACs not counted"
+    if macs == "":
+        macs = "MACs not counted"
+    elif macs < 0.01:
+        macs = f"{macs * 1e3:.3g} MMACs/image"
+    else:
+        macs = f"{macs:.3g} GMACs/image"
     return (
         f"[module] {fields['params'] / 1e6:.3g} M parameters, {macs} at "
         f"{fields['image_size']} px, {fields['module_mb']:.3g} MB, "
-        f"{fields['images_per_s']:.4g} images/s at batch {fields['throughput_batch']}"
+        f"{fields['images_per_s']:,.0f} images/s at batch {fields['throughput_batch']}"
     )

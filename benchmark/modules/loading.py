@@ -625,6 +625,8 @@ def load_module(
     size, source = _image_size(handle, image_size, metadata, _declared_size(spec))
     dtype = spec.dtype.name if spec is not None else "float32"
     detected = ("imagenet_mean_std", "authors' release format") if authors else None
+    if authors and not metadata:
+        metadata = authors_metadata(path)
     module = (AuthorsModule if authors else Module)(
         handle=handle,
         path=path,
@@ -644,6 +646,22 @@ def load_module(
     if module.has_features:
         module.feature_dim = int(probe.shape[-1])
     return module
+
+
+def authors_metadata(path):
+    """Returns what an authors' release folder says about itself: ResNet-50
+    on ImageNet, and the loss and seed when the folder is laid out as their
+    bucket is (LOSS/seedN)."""
+    from export.importer import AUTHORS_LOSSES
+
+    folder = os.path.basename(os.path.normpath(path))
+    parent = os.path.basename(os.path.dirname(os.path.normpath(path)))
+    metadata = {"arch": "resnet50", "dataset": "imagenet2012"}
+    if parent in AUTHORS_LOSSES:
+        metadata["objective"] = parent
+    if folder.startswith("seed") and folder[4:].isdigit():
+        metadata["seed"] = int(folder[4:])
+    return metadata
 
 
 def module_sha256(path):
@@ -670,7 +688,7 @@ def _load_keras_file(
         handle=handle,
         path=path,
         sha256=module_sha256(path),
-        metadata={},
+        metadata={"arch": model.name} if model.name else {},
         obj=model,
         signature="__call__",
         output=None,

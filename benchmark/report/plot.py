@@ -26,6 +26,7 @@ class Point(typing.NamedTuple):
     arch: str
     r2: float
     accuracy: float
+    r2_on: str = "pretraining"  # or "transfer": where the R^2 was measured
 
 
 def separation_points(rows):
@@ -37,7 +38,7 @@ def separation_points(rows):
         modules.setdefault(tuple(row[c] for c in MODULE_COLUMNS), []).append(row)
     points = {"measured": [], "reported": []}
     for (source, handle, _, arch, objective), module_rows in modules.items():
-        r2 = _module_r2(module_rows)
+        r2, r2_on = _module_r2(module_rows)
         accuracies = [
             float(r["value"])
             for r in module_rows
@@ -47,12 +48,13 @@ def separation_points(rows):
             continue
         label = objective or os.path.basename(handle)
         kind = "measured" if source == MEASURED else "reported"
-        points[kind].append(Point(label, arch, r2, statistics.fmean(accuracies)))
+        points[kind].append(Point(label, arch, r2, statistics.fmean(accuracies), r2_on))
     return points
 
 
 def _module_r2(module_rows):
-    """Returns the mean R^2 on the pretraining data (see module docstring)."""
+    """Returns (the mean R^2, "pretraining" or "transfer": the data it was
+    measured on; see the module docstring), or (None, None)."""
     r2_rows = [
         r
         for r in module_rows
@@ -64,7 +66,21 @@ def _module_r2(module_rows):
         if r["pretrain_dataset"] and r["dataset"].startswith(r["pretrain_dataset"])
     ]
     chosen = on_pretraining or r2_rows
-    return statistics.fmean(float(r["value"]) for r in chosen) if chosen else None
+    if not chosen:
+        return None, None
+    where = "pretraining" if on_pretraining else "transfer"
+    return statistics.fmean(float(r["value"]) for r in chosen), where
+
+
+def r2_axis_label(points):
+    """Returns the R^2 axis label saying which data the points' R^2 was
+    measured on (hollow markers mark transfer data when both occur)."""
+    where = {p.r2_on for p in points}
+    if where == {"transfer"}:
+        return "class separation R^2 (measured on transfer data)"
+    if where == {"pretraining", "transfer"}:
+        return "class separation R^2 (filled: pretraining data; hollow: transfer data)"
+    return "class separation R^2 (pretraining data)"
 
 
 def plot_transfer_vs_separation(rows, path):
@@ -144,7 +160,7 @@ def _panel(axes, points, kind):
     if rho is not None:
         title += f"\nSpearman rho {rho[0]:+.2f} [95% CI {rho[1]:+.2f}, {rho[2]:+.2f}]"
     axes.set_title(f"{title} ({len(points)} modules)")
-    axes.set_xlabel("class separation R^2 (pretraining data)")
+    axes.set_xlabel(r2_axis_label(points))
     axes.set_ylabel("linear transfer accuracy (%, mean over datasets)")
     axes.grid(alpha=0.3)
     if not points:
@@ -154,12 +170,17 @@ def _panel(axes, points, kind):
         return
     for arch in sorted({p.arch for p in points}):
         group = [p for p in points if p.arch == arch]
-        axes.scatter(
+        drawn = axes.scatter(
             [p.r2 for p in group],
             [100.0 * p.accuracy for p in group],
             s=25,
             label=arch or "unknown arch",
         )
+        hollow = [p.r2_on == "transfer" for p in group]
+        if any(hollow) and not all(hollow):
+            colour = drawn.get_facecolor()[0]
+            drawn.set_facecolors(["none" if h else colour for h in hollow])
+            drawn.set_edgecolors([colour] * len(group))
     for p in points:
         axes.annotate(
             p.label,

@@ -310,7 +310,6 @@ def site_data(
 ):
     """Returns the JSON-able data the page renders."""
     configs = views.configurations(rows)
-    objective = seeds.CONFIG_COLUMNS.index("objective")
     tabs = [summary_tab(rows)]
     evaluations = []
     for r in rows:
@@ -340,7 +339,7 @@ def site_data(
                 "id": _config_id(c),
                 "source": views.source_label(c[0]),
                 "arch": c[1],
-                "objective": c[objective],
+                "objective": views.display_name(c, configs),
                 "pretrain": c[seeds.CONFIG_COLUMNS.index("pretrain_dataset")],
                 "provenance": provenance(rows, c),
             }

@@ -49,6 +49,24 @@ def short_dataset(name):
     return name
 
 
+def display_name(config, configs=()):
+    """Returns the name a configuration is shown by: its rows' display name
+    (--name), else its objective, else "-"; when another of `configs` would
+    show the same (source, arch, name), the module options that tell them
+    apart are appended in brackets."""
+    name = config[4].split("|", 1)[0] if len(config) > 4 else ""
+    shown = name or config[2] or "-"
+    twins = [
+        c
+        for c in configs
+        if c != config and c[:2] == config[:2] and display_name(c) == shown
+    ]
+    if twins and len(config) > 4:
+        parts = [p for p in config[4].split("|")[1:] if p not in ("", "null")]
+        shown += f" [{' '.join(p.strip(chr(34)) for p in parts[:3])}]"
+    return shown
+
+
 def _configurations(rows):
     order = []
     for row in rows:
@@ -286,11 +304,12 @@ def models(rows, sort_by="gmacs", rank_by="linear_probe"):
     header = ["objective", "arch", "source", "params (M)", "GMACs", "images/s",
               "dim", "px", "MB", names.label(column)]  # fmt: skip
     lines = []
+    everyone = [config for config, _ in table]
     for config, v in table:
-        source, arch, objective, _ = config
+        source, arch = config[:2]
         lines.append(
             [
-                objective,
+                display_name(config, everyone),
                 arch,
                 source_label(source),
                 _fmt(v["params"], 1e-6, 2),
@@ -362,12 +381,12 @@ def summary(rows, rank_by="linear_probe"):
             if value != previous:
                 rank = i - start + 1
             shown, previous = str(rank), value
-        source, arch, objective, _ = config
+        source, arch = config[:2]
         counts = {s.n for (c, _), s in stats.items() if c == config}
         lines.append(
             [
                 shown,
-                objective,
+                display_name(config, configs),
                 arch,
                 source_label(source),
                 "/".join(str(n) for n in sorted(counts)) or "0",
@@ -461,7 +480,8 @@ def detail(rows, evaluation):
     header = ["objective", "arch", "source", *table.names]
     lines = []
     for config in table.configs:
-        source, arch, objective, _ = config
+        source, arch = config[:2]
+        objective = display_name(config, table.configs)
         cells = []
         for dataset, split, metric in table.columns:
             key = (config, (evaluation, dataset, split, metric))

@@ -53,12 +53,13 @@ COLUMNS = (
     "module_mb",
     "images_per_s",
     "throughput_batch",
+    "name",
 )
 # Headers of earlier versions, read as COLUMNS with the missing cells empty
 # (and written back with the current header).
-LEGACY_HEADERS = (COLUMNS[:21], COLUMNS[:22])
+LEGACY_HEADERS = (COLUMNS[:21], COLUMNS[:22], COLUMNS[:30])
 # The model metadata columns (benchmark.modules.cost), shown and sorted by.
-MODEL_COLUMNS = COLUMNS[23:]
+MODEL_COLUMNS = COLUMNS[23:30]
 
 # A later row with the same key replaces the earlier one.
 KEY_COLUMNS = (

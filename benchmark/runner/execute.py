@@ -121,6 +121,13 @@ def execute(request, report=print):
     return rows
 
 
+def row_fields(request):
+    """Returns the row fields a request sets over the module's metadata: the
+    recorded handle and the display name (None when it sets neither)."""
+    fields = {"handle": request.record_handle, "name": request.name}
+    return {k: v for k, v in fields.items() if v} or None
+
+
 def run_here(request, config, report=print, module=None):
     """Runs the benchmark in this process, appending each evaluator's rows to
     the request's leaderboard as it finishes; returns the rows. `module`, a
@@ -144,7 +151,7 @@ def run_here(request, config, report=print, module=None):
         cache_dir=request.cache_dir,
         strategy=create_strategy(request.strategy),
         load=request.options.load_kwargs(),
-        provenance={"handle": request.record_handle} if request.record_handle else None,
+        provenance=row_fields(request),
         on_rows=append,
         record=record,
         report=report,

@@ -78,16 +78,14 @@ def run_benchmark(
         }
     if not isinstance(module, Module):
         module = load_module(module, **(load or {}))
-        report(
-            f"[module] {module.handle} {module.contract()} sha256 {module.sha256[:12]}"
-        )
+        report(describe_contract(module))
     context.module = module
     base = base_row(module, provenance)
     start = time.perf_counter()
     base.update(cost.profile(module, config.batch_size, report=report))
     report(f"{cost.describe(base)} ({time.perf_counter() - start:.1f} s)")
     data = {d.name: d.fingerprint() for d in context.opened_datasets()}
-    rows = []
+    rows, measured = [], []
     for i, evaluator in enumerate(evaluators, start=1):
         where = f"[{i}/{len(evaluators)}] {evaluator.name}"
         reason = evaluator.missing(module)
@@ -113,7 +111,80 @@ def run_benchmark(
         if on_rows and new:
             on_rows(new)
         rows += new
+        measured += [(evaluator, m) for m in measurements]
+    for line in probe_warnings(measured):
+        report(line)
     return rows
+
+
+# A probe counts as at chance below this margin over the majority class, and
+# kNN as informative above it.
+CHANCE_MARGIN = 0.05
+
+
+def probe_warnings(measured):
+    """Returns one warning line per suspicious linear probe among
+    (evaluator, Measurement) pairs: every L2 value tied on validation, or
+    accuracy at chance (the majority class's share of the test labels) on a
+    dataset where kNN is not. Both usually mean the features' scale is far
+    from what the probe's regularisation grid expects."""
+    knn = {
+        m.dataset: m.value
+        for e, m in measured
+        if e.name == "knn" and m.metric == "accuracy"
+    }
+    lines = []
+    for evaluator, m in measured:
+        if evaluator.name != "linear_probe" or m.metric != "accuracy":
+            continue
+        where = f"[warn] linear_probe on {m.dataset}"
+        hint = (
+            "the features' scale is likely far from what its L2 grid expects "
+            "(huge or tiny activations, or the wrong --input_normalization); "
+            "check the module's input normalisation or rescale its features"
+        )
+        ties, grid = m.selected.get("ties"), getattr(evaluator, "num_l2", None)
+        if ties and grid and ties >= grid:
+            lines.append(f"{where}: all {grid} L2 values tie on validation; {hint}")
+            continue
+        labels = [true for _, true in m.predictions.values()]
+        if not labels or m.dataset not in knn:
+            continue
+        chance = max(labels.count(c) for c in set(labels)) / len(labels)
+        if m.value <= chance + CHANCE_MARGIN < knn[m.dataset] - CHANCE_MARGIN:
+            lines.append(
+                f"{where} is at chance ({100 * m.value:.1f}%, majority class "
+                f"{100 * chance:.1f}%) while knn reaches {100 * knn[m.dataset]:.1f}%: "
+                f"{hint}"
+            )
+    return lines
+
+
+SOURCE_NOTES = {
+    "default": "default: the module declares none",
+    "input dtype": "from its input dtype",
+    "metadata": "from its metadata.json",
+    "signature": "from its signature",
+    "override": "as passed",
+}
+
+
+def describe_contract(module):
+    """Returns the [module] line: what the module is and what it will be fed,
+    each guess with where it came from."""
+    c = module.contract()
+
+    def note(source):
+        return SOURCE_NOTES.get(source, source)
+
+    what = f"{c['feature_dim']}-d features" if module.has_features else "logits only"
+    via = c["signature"] + (f"[{c['output']}]" if c["output"] else "")
+    return (
+        f"[module] {module.handle} ({c['format']}, sha256 {module.sha256[:12]}): "
+        f"{what} from {via}; input {c['image_size']} px "
+        f"({note(c['size_source'])}), {c['input_dtype']}, normalised "
+        f"{c['input_normalization']} ({note(c['normalization_source'])})"
+    )
 
 
 def open_datasets(evaluators, context):

@@ -74,6 +74,8 @@ class RunRequest:
       sandbox: auto, require or off; sandbox_*: its limits.
       max_module_mb, download_deadline_s: fetch limits.
       record_handle: the handle written in rows (default `module`).
+      name: the module's display name in rows and views (default: none;
+        views show the objective).
     """
 
     module: str | None = None
@@ -96,6 +98,7 @@ class RunRequest:
     max_module_mb: float | None = None
     download_deadline_s: float | None = None
     record_handle: str | None = None
+    name: str | None = None
 
     def replace(self, **changes):
         """Returns a copy with `changes`; ModuleOptions fields are accepted

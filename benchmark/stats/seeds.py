@@ -1,8 +1,10 @@
 """Seed statistics of leaderboard rows.
 
-One *configuration* is (source, arch, objective, pretrain_dataset): the
+One *configuration* is (source, arch, objective, pretrain_dataset) and, for
+measured rows, the module options and display name (`variant`): the
 objective column carries its hyperparameters (``cosine_softmax(tau=0.01)``),
-so another hyperparameter is another configuration. Its rows of one result
+so another hyperparameter is another configuration, and seeds pool only
+when everything but the seed is equal. Its rows of one result
 (evaluation, dataset, split, metric) over seeds aggregate to
 
   mean = (1/n) sum_i v_i,   std = sqrt(sum_i (v_i - mean)^2 / (n - 1)),
@@ -22,6 +24,7 @@ docs/evaluations.md states the choice.
 """
 
 import dataclasses
+import json
 import math
 
 from scipy import stats as scipy_stats
@@ -101,7 +104,32 @@ def welch(a, b):
 
 
 def config_key(row):
-    return tuple(row.get(c, "") for c in CONFIG_COLUMNS)
+    """Returns a row's configuration: CONFIG_COLUMNS and its `variant`, so
+    that seeds pool only when everything but the seed is equal."""
+    return (*(row.get(c, "") for c in CONFIG_COLUMNS), variant(row))
+
+
+def variant(row):
+    """Returns what, besides CONFIG_COLUMNS, tells a measured row's module
+    apart: its display name, the module options it was run with (input
+    normalisation and range, size, signature, output) and, for a row with
+    no seed, the module's hash (an unseeded module is nobody's seed). ""
+    for reported rows."""
+    if row.get("source", "").startswith("paper:"):
+        return ""
+    try:
+        contract = json.loads(row.get("protocol") or "{}").get("input") or {}
+    except (json.JSONDecodeError, AttributeError):
+        contract = {}
+    parts = [row.get("name", "")]
+    parts += [
+        json.dumps(contract.get(k))
+        for k in ("input_normalization", "value_range", "image_size")
+    ]
+    parts += [str(contract.get(k) or "") for k in ("signature", "output")]
+    if not row.get("seed"):
+        parts.append((row.get("module_sha256") or row.get("handle", ""))[:12])
+    return "|".join(parts)
 
 
 def result_key(row):

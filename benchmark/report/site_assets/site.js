@@ -208,7 +208,7 @@
     document.getElementById("legend").textContent = (tab.name === "models"
       ? "Model metadata: parameters (millions), multiply-accumulates per image at the scored size, inference images/s on the row's device, feature dimension, input size and size on disk; mean over the seeds' modules."
       : tab.name === "summary"
-      ? "Summary, in percent except R²: source-task top-1; the mean over transfer datasets of linear-probe, kNN and fine-tuning accuracy; class separation R² on the pretraining data; Chexpert mean AUC. Click a header to sort, a row for its provenance."
+      ? "Summary, in percent except R²: source-task top-1; the mean over transfer datasets of linear-probe, kNN and fine-tuning accuracy; class separation R² on the pretraining data where measured there, else on the first dataset that has one; Chexpert mean AUC. Click a header to sort, a row for its provenance."
       : "One column per dataset (hover a header for dataset, split and metric; accuracies and AUCs in percent). Click a header to sort, a row for its provenance.") + note;
   }
 
