@@ -154,8 +154,9 @@ PROJECT_PACKAGES = ("zoo", "export", "benchmark")
 def system_view(cwd=None):
     """Returns the View every sandboxed run starts from: SYSTEM_DIRS and
     SYSTEM_ETC, the Python installation (its prefixes: a virtual
-    environment and the interpreter it was made from) and the folders of
-    the project's packages, all read-only; `cwd` (default: this process's)
+    environment and the interpreter it was made from, and any other
+    site-packages folder on sys.path) and the folders of the project's
+    packages, all read-only; `cwd` (default: this process's)
     as an empty working folder."""
     links, read_only = [], []
     for path in SYSTEM_DIRS:
@@ -166,6 +167,11 @@ def system_view(cwd=None):
     read_only += [p for p in SYSTEM_ETC if os.path.exists(p)]
     prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     read_only += sorted(prefixes)
+    # Library folders outside the prefixes (user site, .pth-added ones).
+    libraries = ("site-packages", "dist-packages")
+    read_only += [
+        p for p in sys.path if os.path.isdir(p) and os.path.basename(p) in libraries
+    ]
     for name in PROJECT_PACKAGES:
         spec = importlib.util.find_spec(name)
         read_only += list(spec.submodule_search_locations or []) if spec else []
