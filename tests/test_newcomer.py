@@ -149,6 +149,10 @@ TF_AT_EXIT = (
         (["--module=.", "--config=smok"], "did you mean smoke"),
         (["--module=.", "--input_normalization=rgb"], "unknown input normalisation"),
         (["--module=.", "--value_range=1,0"], "low < high"),
+        (
+            ["--module=authors_resnet50_softmax_sed0"],
+            "did you mean authors_resnet50_softmax_seed0",
+        ),
     ],
 )
 def test_bad_arguments_fail_before_tensorflow_loads(args, message, tmp_path):

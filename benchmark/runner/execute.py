@@ -44,12 +44,26 @@ def precheck(request):
     module = os.path.expanduser(request.module)
     looks_local = module.startswith((".", "/", "~")) or os.sep in module
     remote = module.startswith(("http://", "https://", "gs://", "kaggle:"))
-    if looks_local and not remote and not os.path.exists(module):
-        raise ValueError(
-            f"module {request.module} not found; pass a SavedModel directory, a "
-            ".keras or .h5 file, a .tar.gz archive, an http(s)/gs:// URL or a "
-            "catalog name (zoo-pull --list)"
-        )
+    if remote or os.path.exists(module):
+        return
+    hint = ""
+    if not looks_local:  # a catalog name, or a typo of one
+        from export.catalog import CatalogError, load_catalog
+        from zoo.registry import did_you_mean
+
+        try:
+            entries = load_catalog(None)["entries"]
+        except CatalogError:
+            return  # the catalog's own error comes when it is resolved
+        known = [e["name"] for e in entries] + [e["handle"] for e in entries]
+        if request.module in known:
+            return
+        hint = did_you_mean(request.module, [e["name"] for e in entries])
+    raise ValueError(
+        f"module {request.module} not found; {hint}pass a SavedModel directory, "
+        "a .keras or .h5 file, a .tar.gz archive, an http(s)/gs:// URL or a "
+        "catalog name (zoo-pull --list)"
+    )
 
 
 def check(request, config):
