@@ -62,7 +62,11 @@ def installed(tmp_path_factory):
     (wheel,) = wheels.iterdir()
     install = subprocess.run(
         [str(python), "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)],
-        capture_output=True, text=True, timeout=300, cwd=root, env=INSTALLED_ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,
+        env=INSTALLED_ENV,
     )  # fmt: skip (outside the checkout: its egg-info would pass for an install)
     assert install.returncode == 0, install.stderr
     assert "warning" not in (install.stdout + install.stderr).lower()  # quiet
