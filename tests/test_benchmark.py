@@ -371,9 +371,11 @@ def test_plot_points_pair_pretraining_r2_with_mean_linear_accuracy(tmp_path):
     # cosine: no R^2 on pretraining data, so all of its R^2 rows. sigmoid: no R^2.
     assert points["measured"] == [
         plot.Point("softmax", "resnet50", 0.3, pytest.approx(0.7)),
-        plot.Point("cosine", "resnet50", 0.5, 0.5),
+        plot.Point("cosine", "resnet50", 0.5, 0.5, r2_on="transfer"),
     ]
-    assert points["reported"] == [plot.Point("softmax", "resnet50", 0.35, 0.75)]
+    assert points["reported"] == [
+        plot.Point("softmax", "resnet50", 0.35, 0.75, r2_on="transfer")
+    ]
     path = tmp_path / "sub" / "plot.png"
     with pytest.raises(ValueError, match="does not exist; create it first"):
         plot.plot_transfer_vs_separation(_plot_rows(), str(path))

@@ -248,7 +248,11 @@ def test_smoke_all_writes_rows_for_every_registered_evaluator(
         (["--evaluations=bogus"], "config smoke has no evaluation bogus"),
         (["--config=nope"], "unknown benchmark config 'nope'"),
         (["--config=local"], "pass --datasets"),
-        (["--set=chexpert.data=chexpert:/nonexistent"], "is not a directory"),
+        (
+            ["--config=smoke_all", "--sandbox=off"]  # data before the module
+            + ["--set=chexpert.data=chexpert:/nonexistent"],
+            "is not a directory",
+        ),
         (["--image_size=-8"], "--image_size must be positive"),
         (["--leaderboard=/"], "is a directory"),
         (["--cache_dir=/etc/hostname", "--evaluations=knn"], "is a file, not"),
@@ -258,7 +262,7 @@ def test_cli_bad_config_input_is_one_line(tmp_path, warm, args, message):
     board = tmp_path / "board.csv"
     result = warm.run(
         "benchmark.cli.benchmark",
-        "--module=/nonexistent/module",
+        f"--module={tmp_path}",  # exists (not a module): the config fails first
         f"--leaderboard={board}",
         *args,
     )

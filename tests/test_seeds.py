@@ -76,7 +76,8 @@ def test_rows_aggregate_by_configuration_and_differ_from_softmax():
     rows += _rows("sigmoid", [0.80])  # one seed: no test
     rows += _rows("softmax", [0.5, 0.6], dataset="pets")
     agg = seeds.aggregate(rows)
-    config = ("measured", "resnet50", "softmax", "imagenet2012")
+    config = seeds.config_key(rows[0])
+    assert config[:4] == ("measured", "resnet50", "softmax", "imagenet2012")
     result = ("linear_probe", "cifar10", "train->test", "accuracy")
     assert agg[config, result].n == 4
     assert agg[config, result].seeds == ("0", "1", "2", "3")

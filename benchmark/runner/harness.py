@@ -178,7 +178,7 @@ def describe_contract(module):
         return SOURCE_NOTES.get(source, source)
 
     what = f"{c['feature_dim']}-d features" if module.has_features else "logits only"
-    via = c["signature"] + (f"[{c['output']}]" if c["output"] else "")
+    via = (c["signature"] or "logits") + (f"[{c['output']}]" if c["output"] else "")
     return (
         f"[module] {module.handle} ({c['format']}, sha256 {module.sha256[:12]}): "
         f"{what} from {via}; input {c['image_size']} px "
