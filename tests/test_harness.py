@@ -43,6 +43,7 @@ def test_the_registry_holds_every_evaluation_family():
         "calibration",
         "chexpert",
         "class_separation",
+        "few_shot",
         "fine_tune",
         "imagenet_ood",
         "knn",
@@ -81,6 +82,8 @@ def test_every_evaluator_keeps_the_contract(name):
         ("imagenet_ood", {"severities": (6,)}, "severities must be in 1..5"),
         ("calibration", {"heldout_fraction": 1.5}, "heldout_fraction must be"),
         ("class_separation", {"max_per_class": 0}, "max_per_class must be"),
+        ("few_shot", {"shots": ()}, "at least one number of shots"),
+        ("few_shot", {"l2s": (0.0,)}, "l2s must be positive"),
     ],
 )
 def test_bad_settings_fail_when_built(name, settings, message):

@@ -13,7 +13,9 @@ reported number; `zoo-leaderboard --source=reported` lists them). The whole
 config is days of accelerator time (72 fine-tuning fits of 20,000 steps per
 dataset); run parts with --evaluations=linear_probe,knn.
 
-Evaluations: linear probe, kNN and fine-tuning on the eight transfer sets;
+Evaluations: linear probe, kNN and fine-tuning on the eight transfer sets,
+and k-shot least squares (1/5/10/25 shots, 5 draws; not in the paper, from
+the same cached features);
 Chexpert in both settings (official validation and an i.i.d. split);
 ImageNet-OOD (V2, A, R, Sketch, C with mCE) and calibration of the module's
 own classifier on ImageNet validation; class separation R^2 on the ImageNet
@@ -33,6 +35,7 @@ def get_config():
         evaluations=(
             evaluation("linear_probe"),
             evaluation("knn"),
+            evaluation("few_shot"),
             evaluation("fine_tune"),
             evaluation("chexpert", data="chexpert:CheXpert-v1.0-small"),
             evaluation("imagenet_ood", data="imagenet2012"),

@@ -27,6 +27,7 @@ def get_config():
         evaluations=(
             evaluation("linear_probe"),
             evaluation("knn"),
+            evaluation("few_shot", shots=(1, 5), draws=3),
             evaluation("class_separation"),
             evaluation(
                 "fine_tune",

@@ -1,7 +1,7 @@
 """The evaluators, one per file; importing this registers all of them.
 
 `EVALUATORS` is the one registry: frozen-feature protocols (linear_probe,
-knn, class_separation, chexpert) and those that use the module itself
+knn, few_shot, class_separation, chexpert) and those that use the module itself
 (fine_tune, imagenet_ood, calibration) share the contract of
 `benchmark.evaluators.base.Evaluator`.
 """
@@ -10,6 +10,7 @@ from benchmark.evaluators import (  # noqa: F401 - registration
     calibration,
     chexpert,
     class_separation,
+    few_shot,
     fine_tune,
     imagenet_ood,
     knn,

@@ -465,7 +465,9 @@ def detail_table(rows, evaluation):
 
 def metric_scale(metric):
     """Returns (scale, digits) of a metric's display: percent for accuracies."""
-    return (100.0, 1) if metric in ("accuracy", "top1", "auc_mean") else (1.0, 3)
+    if metric in ("accuracy", "top1", "auc_mean") or "shot_accuracy" in metric:
+        return 100.0, 1
+    return 1.0, 3
 
 
 def source_label(source):

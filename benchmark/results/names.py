@@ -18,6 +18,7 @@ PAPER_EVALUATIONS = {
 EVALUATIONS = {
     "linear_probe": "Linear probe",
     "knn": "kNN",
+    "few_shot": "Few-shot",
     "fine_tune": "Fine-tuning",
     "chexpert": "Chexpert",
     "class_separation": "Class separation",
