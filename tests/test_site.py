@@ -115,7 +115,7 @@ def built_site(tmp_path_factory):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert "28 configurations, 7 tabs and 3 CKA heatmaps" in result.stdout
+    assert "28 configurations, 8 tabs and 3 CKA heatmaps" in result.stdout
     return out, rows
 
 
@@ -250,12 +250,19 @@ def test_the_site_sorts_filters_and_shows_provenance_in_a_real_browser(
         "fine_tune",
         "class_separation",
         "chexpert",
+        "ranks",
     ]
     tabs[2].click()
     heads = [th.text for th in browser.find_elements("css selector", "#board thead th")]
     assert "cifar10" in heads and "food101" in heads
+    # Ranks: mean rank [interval], tiers of tied configurations apart.
     tabs[-1].click()
-    assert tabs[-1].get_attribute("aria-selected") == "true"
+    cells = browser.find_elements("css selector", 'td[data-key="mean_rank"]')
+    assert cells and all("[" in c.text and "]" in c.text for c in cells)
+    tiers = browser.find_elements("css selector", "#board tbody tr.group")
+    assert len(tiers) >= 3 and "tied within" in tiers[0].text
+    tabs[6].click()
+    assert tabs[6].get_attribute("aria-selected") == "true"
     chexpert = {
         (r["objective"], r["arch"]) for r in paper_rows if r["evaluation"] == "chexpert"
     }

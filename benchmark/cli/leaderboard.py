@@ -14,6 +14,7 @@ Examples:
   zoo-leaderboard --wide --rank_by=linear_probe --dataset=cifar10
   zoo-leaderboard --models --sort_by=images_per_s --plot_cost=runs/cost.png
   zoo-leaderboard --strict --source=measured
+  zoo-leaderboard --summary    # mean ranks, bootstrap intervals, tied tiers
   zoo-leaderboard --html=runs/site --html_analyses=runs/analysis
   zoo-leaderboard verify BUNDLE [--rerun=none|sample|all]
   zoo-leaderboard merge BUNDLE [BUNDLE...] --leaderboard=leaderboard.csv
@@ -87,6 +88,13 @@ flags.DEFINE_string(
     "plot_cost",
     None,
     "Also write the --rank_by accuracy against GMACs per image to this PNG.",
+)
+flags.DEFINE_bool(
+    "summary",
+    False,
+    "Rank summary: per configuration its mean over datasets of each transfer "
+    "family, its mean rank, a 95% bootstrap interval of that rank (datasets and "
+    "seeds resampled) and its tier (models whose intervals overlap are tied).",
 )
 flags.DEFINE_bool(
     "strict",
@@ -197,6 +205,22 @@ def main(argv):
             f"site of {len(data['configs'])} configurations, {len(data['tabs'])} "
             f"tabs and {len(data['heatmaps'])} CKA heatmaps written to "
             f"{os.path.join(FLAGS.html, 'index.html')}"
+        )
+    elif FLAGS.summary:
+        from benchmark.stats.ranks import SAMPLES
+
+        header, lines, _ = views.rank_summary(rows)
+        if not lines:
+            raise ValueError(
+                "no two configurations share a dataset of linear_probe, knn, "
+                "fine_tune or few_shot; nothing to rank"
+            )
+        print(views.render(header, lines, numeric_from=1))
+        print(
+            "\ntier: configurations in one tier are tied (their 95% rank intervals "
+            "overlap the tier's best); mean rank over the datasets every "
+            f"configuration of the protocol group has; interval: {SAMPLES} "
+            "bootstrap replicates resampling datasets and seeds"
         )
     elif FLAGS.models:
         print(views.render(*views.models(rows, FLAGS.sort_by, FLAGS.rank_by), 3))

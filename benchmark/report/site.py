@@ -147,6 +147,47 @@ def _group_fields(groups):
     return fields
 
 
+def ranks_tab(rows):
+    """Returns the Ranks tab (views.rank_summary): each configuration's mean
+    rank with its bootstrap interval and its tier, ranked within protocol
+    groups; None when fewer than two configurations share a dataset."""
+    try:
+        _, lines, groups = views.rank_summary(rows)
+    except ValueError:
+        return None
+    if not lines:
+        return None
+    by_name = {}
+    for g in groups:
+        for c in g.configs:
+            by_name[(g.label, views.display_name(c, g.configs), c[1],
+                     views.source_label(c[0]))] = c  # fmt: skip
+    cells, tiers = {}, {}
+    for line in lines:
+        config = by_name[(line[0], line[4], line[5], line[6])]
+        low, high = (float(v) for v in line[3].strip("[]").split(","))
+        cell = {"mean": float(line[2]), "n": int(line[-1]), "half": None,
+                "std": None, "values": [], "seeds": [], "low": low, "high": high,
+                "tier": int(line[1])}  # fmt: skip
+        cells[_config_id(config)] = {"mean_rank": cell}
+        tiers[_config_id(config)] = f"{line[0]}{int(line[1]):03d}"  # sorts
+    columns = [{"key": "mean_rank", "label": "mean rank", "digits": 2, "unit": "",
+                "lower_is_better": True}]  # fmt: skip
+    return {
+        "name": "ranks",
+        "title": "Ranks",
+        "columns": columns,
+        "cells": cells,
+        "groups": {"mean_rank": tiers},
+        "reasons": {
+            "mean_rank": {
+                t: f"tier {int(t[1:])} of protocol group {t[0]}: tied within"
+                for t in set(tiers.values())
+            }
+        },
+    }
+
+
 MODEL_LABELS = {
     "params": ("params (M)", 1e-6, 2),
     "gmacs": ("GMACs", 1.0, 3),
@@ -322,9 +363,9 @@ def site_data(
             continue  # no headline column (cannot happen for present rows)
         if tab["columns"]:
             tabs.append(tab)
-    models = models_tab(rows)
-    if models:
-        tabs.append(models)
+    for extra in (ranks_tab(rows), models_tab(rows)):
+        if extra:
+            tabs.append(extra)
     return {
         "title": "Loss-transfer zoo leaderboard",
         "leaderboard": leaderboard_name,

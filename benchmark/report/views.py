@@ -26,6 +26,8 @@ import json
 import math
 import typing
 
+import numpy as np
+
 from benchmark.results import fingerprint, names
 from benchmark.stats import seeds
 
@@ -549,3 +551,85 @@ def render(header, lines, numeric_from):
 
     rule = " ".join("-" * w for w in widths)
     return "\n".join([fmt(header), rule, *map(fmt, lines)])
+
+
+# The families `rank_summary` ranks on, each a column of per-dataset means.
+RANK_FAMILIES = (*names.TRANSFER, "few_shot")
+
+
+def _family_metric(evaluation, metrics):
+    """Returns the metric a family's task is ranked by: accuracy, or for
+    few_shot the accuracy at the largest number of shots."""
+    if evaluation != "few_shot":
+        return "accuracy" if "accuracy" in metrics else None
+    shots = [m for m in metrics if m.endswith("shot_accuracy")]
+    return max(shots, key=lambda m: int(m[: -len("shot_accuracy")])) if shots else None
+
+
+def rank_summary(rows, samples=None):
+    """Returns (header, lines, groups) of the rank summary: per protocol
+    group of the transfer families' rows, each configuration's mean rank
+    over the datasets all of them have, its 95% bootstrap interval
+    (resampling datasets and seeds, benchmark/stats/ranks.py), its tied
+    group ("tier") and its mean over datasets of each family."""
+    from benchmark.stats import ranks
+
+    chosen = [r for r in rows if r["evaluation"] in RANK_FAMILIES]
+    metrics = {}
+    for r in chosen:
+        metrics.setdefault((r["evaluation"], r["dataset"], r["split"]), set()).add(
+            r["metric"]
+        )
+    tasks = {
+        key: _family_metric(key[0], found)
+        for key, found in metrics.items()
+        if _family_metric(key[0], found)
+    }
+    picked = [
+        r
+        for r in chosen
+        if tasks.get((r["evaluation"], r["dataset"], r["split"])) == r["metric"]
+    ]
+    if not picked:
+        raise ValueError(
+            f"no {', '.join(RANK_FAMILIES)} rows to rank; run zoo-benchmark first"
+        )
+    groups = protocol_groups(picked, lambda r: True)
+    header = ["protocol", "tier", "mean rank", "95% interval", "objective", "arch",
+              "source", "seeds", *[names.EVALUATIONS.get(f, f) for f in RANK_FAMILIES],
+              "datasets"]  # fmt: skip
+    lines = []
+    for group in groups:
+        values = {}
+        for r in picked:
+            config = seeds.config_key(r)
+            if config in group.configs:
+                task = (r["evaluation"], r["dataset"], r["split"])
+                values.setdefault(config, {}).setdefault(task, {})[
+                    r.get("seed", "")
+                ] = float(r["value"])
+        as_lists = {
+            c: {t: list(s.values()) for t, s in v.items()} for c, v in values.items()
+        }
+        if len(as_lists) < 2:
+            continue
+        kwargs = {} if samples is None else {"samples": samples}
+        try:
+            ranked = ranks.rank_models(as_lists, **kwargs)
+        except ValueError:
+            continue  # no task every configuration of this group has
+        for s in ranked:
+            config = s.model
+            per_task = as_lists[config]
+            family = []
+            for f in RANK_FAMILIES:
+                means = [np.mean(v) for t, v in per_task.items() if t[0] == f]
+                family.append(f"{100 * np.mean(means):.1f}" if means else "")
+            n_seeds = max(len(v) for v in per_task.values())
+            lines.append(
+                [group.label, str(s.group), f"{s.mean_rank:.2f}",
+                 f"[{s.low:.2f}, {s.high:.2f}]",
+                 display_name(config, group.configs), config[1],
+                 source_label(config[0]), str(n_seeds), *family, str(s.tasks)]
+            )  # fmt: skip
+    return header, lines, groups

@@ -58,12 +58,14 @@
   }
 
   function cellText(cell, column) {
+    if (cell.low !== undefined) return `${cell.mean.toFixed(column.digits)} [${cell.low.toFixed(column.digits)}, ${cell.high.toFixed(column.digits)}]`;
     let text = cell.mean.toFixed(column.digits);
     if (cell.n > 1 && cell.half !== null) text += ` ± ${cell.half.toFixed(column.digits)} (${cell.n})`;
     return text;
   }
 
   function cellTitle(cell, column) {
+    if (cell.low !== undefined) return `mean rank over ${cell.n} datasets; 95% bootstrap interval over datasets and seeds; tier ${cell.tier}`;
     const parts = [`seeds ${cell.seeds.map((s) => s || "?").join(", ")}: ${cell.values.join(", ")}${column.unit}`];
     if (cell.std !== null) parts.push(`std ${cell.std.toFixed(column.digits + 1)}`);
     if (cell.p !== undefined) {
@@ -205,7 +207,9 @@
     const total = configs.filter((c) => cells[c.id]).length;
     document.getElementById("count").textContent = `${shown.length} of ${total} configurations`;
     const note = groupOf ? " Ranks restart in each protocol group: rows measured differently are not ranked together." : "";
-    document.getElementById("legend").textContent = (tab.name === "models"
+    document.getElementById("legend").textContent = (tab.name === "ranks"
+      ? "Mean rank over the datasets of the transfer families every configuration of its protocol group has, with a 95% bootstrap interval (datasets and seeds resampled); configurations whose intervals overlap the tier's best share a tier and are tied."
+      : tab.name === "models"
       ? "Model metadata: parameters (millions), multiply-accumulates per image at the scored size, inference images/s on the row's device, feature dimension, input size and size on disk; mean over the seeds' modules."
       : tab.name === "summary"
       ? "Summary, in percent except R²: source-task top-1; the mean over transfer datasets of linear-probe, kNN and fine-tuning accuracy; class separation R² on the pretraining data where measured there, else on the first dataset that has one; Chexpert mean AUC. Click a header to sort, a row for its provenance."
