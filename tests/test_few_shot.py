@@ -3,6 +3,8 @@ independent of labels: chance within the standard error), the closed form
 against scikit-learn's RidgeClassifier, a regulariser chosen without the
 test split, and real features through the harness's shared cache."""
 
+import json
+
 import numpy as np
 import pytest
 from sklearn.linear_model import RidgeClassifier
@@ -142,3 +144,58 @@ def test_few_shot_rides_on_the_linear_probes_cached_features(tmp_path):
     linear = results.value("linear_probe", "accuracy")
     assert 0.2 < five <= linear + 0.05  # 5 shots of digits: above chance
     assert len(list((tmp_path / "cache").iterdir())) == 2  # one extraction each
+
+
+def test_the_vtab1k_config_names_the_19_tasks_and_samples_1000():
+    from benchmark.configs import vtab1k
+    from benchmark.configs.config import load_config
+
+    assert len(vtab1k.VTAB_TASKS) == 19
+    assert len(vtab1k.DEFAULT_TASKS) == 12 and "tfds:dmlab" in vtab1k.DEFAULT_TASKS
+    assert len(vtab1k.STRUCTURED) == 7
+    built = {e.name: e for e in load_config("vtab1k").evaluators()}
+    assert {"linear_probe", "fine_tune", "few_shot"} <= set(built)
+    assert built["linear_probe"].train_examples == 1000
+    assert built["fine_tune"].train_examples == 1000
+    assert built["fine_tune"].learning_rates == (0.1, 0.01)
+
+
+def test_the_linear_probe_fits_on_the_sampled_examples_only():
+    rng = np.random.default_rng(5)
+    x, y = _gaussians(rng, 100, 4, 8, signal=3.0)
+    tx, ty = _gaussians(np.random.default_rng(5), 20, 4, 8, signal=3.0)  # same centres
+    probe = create_evaluator("linear_probe", num_l2=5, train_examples=120)
+    (m,) = probe.evaluate(_set(x, y), _set(tx, ty))
+    assert m.train_size == 120 and m.value > 0.5
+
+
+@pytest.mark.slow  # real CIFAR-10 images, a fine-tunable Keras file
+def test_vtab1k_runs_end_to_end_on_real_images(shared_data, tmp_path):
+    import benchmark
+    from tests.test_module_formats import _classifier
+
+    path = str(tmp_path / "classifier.keras")
+    _classifier().save(path)
+    results = benchmark.evaluate(
+        path,
+        config="vtab1k",
+        datasets=[str(shared_data / "cifar10")],
+        max_per_class=30,  # reduced size: 300 train / 300 test images
+        overrides=(
+            "linear_probe.train_examples=200",
+            "fine_tune.train_examples=200",
+            "fine_tune.steps=5",
+            "fine_tune.batch_size=32",
+            "few_shot.shots=1,5",
+            "few_shot.draws=2",
+        ),
+        sandbox="off",
+        report=None,
+    )
+    by = {(r["evaluation"], r["metric"]): r for r in results.rows}
+    assert int(by["linear_probe", "accuracy"]["train_size"]) == 200
+    assert int(by["fine_tune", "accuracy"]["train_size"]) == 200
+    assert int(by["linear_probe", "accuracy"]["test_size"]) == 300
+    assert ("few_shot", "5shot_accuracy") in by
+    for row in results.rows:
+        assert row["fingerprint"] and json.loads(row["protocol"])["config"] == "vtab1k"

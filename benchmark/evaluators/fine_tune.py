@@ -90,6 +90,10 @@ class FineTune(Evaluator):
       seed: seed of shuffling and augmentation.
       max_per_class: use at most this many images per class and split.
       cache_images: keep the decoded training images in memory.
+      train_examples: fine-tune on a seeded sample of this many training
+        examples (VTAB-1k: 1000; val_fraction of them choose the grid
+        point, then all of them are trained on); None: the whole split.
+      sample_seed: seed of that sample.
     """
 
     name = "fine_tune"
@@ -113,8 +117,11 @@ class FineTune(Evaluator):
         seed=0,
         max_per_class=None,
         cache_images=False,
+        train_examples=None,
+        sample_seed=0,
     ):
         check_positive(steps=steps, batch_size=batch_size, max_per_class=max_per_class)
+        check_positive(train_examples=train_examples)
         if not learning_rates or not weight_decays:
             raise ValueError(
                 "the learning-rate and weight-decay grids must be non-empty"
@@ -138,6 +145,8 @@ class FineTune(Evaluator):
         self.seed = seed
         self.max_per_class = max_per_class
         self.cache_images = cache_images
+        self.train_examples = train_examples
+        self.sample_seed = sample_seed
 
     def run(self, context):
         """Yields Measurement("accuracy", test score, {"learning_rate",
@@ -154,9 +163,15 @@ class FineTune(Evaluator):
         if not train_split or not test_split:
             raise ValueError(f"{data.name} needs a train and a test split to fine-tune")
         labels = data.labels(train_split, max_per_class=self.max_per_class)
+        train_all = data.as_dataset(train_split, max_per_class=self.max_per_class)
+        sample = metrics.sample_indices(
+            len(labels), self.train_examples, self.sample_seed
+        )
+        if len(sample) < len(labels):
+            train_all = _subset(train_all, sample, len(labels))
+            labels = labels[sample]
         tr, val = metrics.stratified_split(labels, self.val_fraction, self.val_seed)
         tuner = _FineTuner(module, data.num_classes, strategy, self)
-        train_all = data.as_dataset(train_split, max_per_class=self.max_per_class)
         if self.cache_images:
             train_all = train_all.cache()
         fit_set = _subset(train_all, tr, len(labels))

@@ -36,6 +36,10 @@ class LinearProbe(FeatureEvaluator):
       val_seed: seed of the fixed validation split.
       max_iter: L-BFGS iteration budget per fit.
       tol: L-BFGS tolerance on max |gradient| of the mean-loss objective.
+      train_examples: fit on a seeded sample of this many training examples
+        (VTAB-1k: 1000, split val_fraction 0.2 into 800 / 200 for
+        selection, then refit on all 1000); None: the whole split.
+      sample_seed: seed of that sample.
     """
 
     name = "linear_probe"
@@ -52,8 +56,11 @@ class LinearProbe(FeatureEvaluator):
         val_seed=0,
         max_iter=1000,
         tol=1e-6,
+        train_examples=None,
+        sample_seed=0,
     ):
         check_positive(max_per_class=max_per_class, num_l2=num_l2, max_iter=max_iter)
+        check_positive(train_examples=train_examples)
         logistic.l2_grid(num_l2, l2_min, l2_max)  # Validates the grid.
         self.data = data
         self.max_per_class = max_per_class
@@ -64,6 +71,8 @@ class LinearProbe(FeatureEvaluator):
         self.val_seed = val_seed
         self.max_iter = max_iter
         self.tol = tol
+        self.train_examples = train_examples
+        self.sample_seed = sample_seed
 
     def l2_grid(self):
         """Returns the candidate lambdas, largest first (the sweep order)."""
@@ -73,6 +82,9 @@ class LinearProbe(FeatureEvaluator):
         """Yields Measurement("accuracy", test score, {"l2", "val_accuracy",
         "ties", "tied_l2_range"})."""
         score = metrics.get_metric(metric)
+        train = train.subset(
+            metrics.sample_indices(len(train), self.train_examples, self.sample_seed)
+        )
         classes = np.unique(train.labels)
         if len(classes) < 2:
             raise ValueError("linear_probe needs at least 2 classes in train")
@@ -94,4 +106,5 @@ class LinearProbe(FeatureEvaluator):
             score(test.labels, predictions),
             selected=chosen.selected("l2", "val_accuracy"),
             predictions=per_example(test.ids, predictions, test.labels),
+            train_size=len(train),
         )

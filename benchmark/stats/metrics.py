@@ -46,6 +46,15 @@ def get_metric(name):
     return METRICS[name]
 
 
+def sample_indices(total, count, seed):
+    """Returns `count` of range(total), sorted, drawn without replacement
+    with np.random.RandomState(seed); all of them when count >= total (the
+    VTAB-1k subsample: 1,000 training examples of any dataset)."""
+    if count is None or count >= total:
+        return np.arange(total)
+    return np.sort(np.random.RandomState(seed).choice(total, size=count, replace=False))
+
+
 def stratified_split(labels, fraction, seed):
     """Returns (train_idx, val_idx), sorted int64 index arrays partitioning labels.
 
