@@ -33,6 +33,13 @@ def main(argv):
     del argv
     import os
 
+    if not os.path.exists(os.path.expanduser(FLAGS.checkpoint)) and "://" not in (
+        FLAGS.checkpoint
+    ):  # before TensorFlow loads
+        raise ValueError(
+            f"--checkpoint {FLAGS.checkpoint} not found; pass the --workdir of a "
+            "zoo-train run"
+        )
     from export.hub_module import check_export_target, export_hub_module
     from zoo.trainer import load_trained_model
 

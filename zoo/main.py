@@ -115,6 +115,13 @@ def config_from_flags():
 
 def main(argv):
     del argv
+    import os
+
+    import zoo
+    from zoo.config_files import check_config_name
+
+    configs = os.path.join(os.path.dirname(zoo.__file__), "configs")
+    check_config_name(FLAGS.config, configs, "training config")  # before TF
     from zoo.distribute import create_strategy
 
     strategy = create_strategy(FLAGS.strategy)  # before TF starts its devices

@@ -58,6 +58,10 @@ def fetchable(handle):
 
 def main(argv):
     del argv
+    from benchmark.runner.execute import precheck
+
+    request = from_flags(FLAGS).replace(leaderboard=None)  # no leaderboard flag
+    precheck(request)  # before TensorFlow loads: bad arguments fail at once
     from benchmark.results.bundle import check_target
 
     check_target(FLAGS.bundle)
@@ -70,11 +74,10 @@ def main(argv):
         )
     from benchmark.runner.execute import execute
 
-    request = from_flags(FLAGS).replace(leaderboard=None)  # no leaderboard flag
     execute(request, report=lambda line: print(line, flush=True))
     print(
-        f"bundle ready: {FLAGS.bundle}. Attach it to a pull request "
-        "(docs/submissions.md); maintainers run zoo-leaderboard verify on it"
+        f"bundle ready: {FLAGS.bundle}. Attach it to a pull request; "
+        "maintainers run zoo-leaderboard verify on it"
     )
 
 
