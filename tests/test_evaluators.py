@@ -413,5 +413,7 @@ def test_protocol_records_every_setting():
         "val_seed": 0,
         "max_iter": 1000,
         "tol": 1e-6,
+        "train_examples": None,
+        "sample_seed": 0,
     }
     assert create_evaluator("knn").protocol()["ks"] == [1, 3, 5, 10, 20, 50, 100]
