@@ -15,28 +15,22 @@ The data needs no download: scikit-learn's digits and a CheXpert-format copy
 of them (`chexpert:digits`). A sandboxed run is stopped after 10 minutes.
 """
 
-from benchmark.configs.config import BenchmarkConfig, evaluation
+import dataclasses
+
+from benchmark.configs import smoke
+from benchmark.configs.config import evaluation
 
 
 def get_config():
-    """Returns the smoke_all config (every evaluator, toy size)."""
-    return BenchmarkConfig(
+    """Returns the smoke_all config: smoke's evaluations, then every other
+    evaluator at toy size on the digits stand-ins."""
+    base = smoke.get_config()
+    return dataclasses.replace(
+        base,
         name="smoke_all",
-        datasets=("digits_5to9",),
-        time_limit_s=600,  # a sandboxed smoke run takes about a minute
-        evaluations=(
-            evaluation("linear_probe"),
-            evaluation("knn"),
+        evaluations=base.evaluations
+        + (
             evaluation("few_shot", shots=(1, 5), draws=3),
-            evaluation("class_separation"),
-            evaluation(
-                "fine_tune",
-                learning_rates=(0.01, 0.1),
-                weight_decays=(0.0,),
-                steps=100,
-                batch_size=32,
-                cache_images=True,
-            ),
             evaluation(
                 "chexpert", data="chexpert:digits", num_l2=12, bootstrap_samples=200
             ),
