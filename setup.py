@@ -17,10 +17,9 @@ setup(
     ),
     long_description=README,
     long_description_content_type="text/markdown",
-    license="Apache-2.0",
+    license="Apache-2.0",  # an SPDX expression (no licence classifier: deprecated)
     license_files=["LICENSE"],
     classifiers=[
-        "License :: OSI Approved :: Apache Software License",
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ],
