@@ -91,11 +91,10 @@ def main(argv):
     del argv
     if not FLAGS.modules:  # checked before TensorFlow loads
         raise ValueError("--modules is empty; pass at least one module handle")
+    from benchmark.runner.execute import check_module_handle
+
     for handle in FLAGS.modules:
-        if handle.startswith((".", "/", "~")) and not os.path.exists(
-            os.path.expanduser(handle)
-        ):
-            raise ValueError(f"module {handle} not found; pass a module folder or file")
+        check_module_handle(handle)
     from benchmark.analyses import AnalysisError
     from benchmark.results import leaderboard
     from benchmark.runner.analysis_run import run_analyses

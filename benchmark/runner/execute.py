@@ -41,7 +41,15 @@ def precheck(request):
     size = request.options.image_size
     if size is not None and size < 1:
         raise ValueError(f"--image_size must be positive, got {size}")
-    module = os.path.expanduser(request.module)
+    check_module_handle(request.module)
+
+
+def check_module_handle(handle):
+    """Raises ValueError (one line, with "did you mean" for a catalog-name
+    typo) unless `handle` is a URL, an existing path or a catalog entry;
+    imports nothing heavy (zoo-benchmark, zoo-submit and zoo-analyze call it
+    before TensorFlow loads)."""
+    module = os.path.expanduser(handle)
     looks_local = module.startswith((".", "/", "~")) or os.sep in module
     remote = module.startswith(("http://", "https://", "gs://", "kaggle:"))
     if remote or os.path.exists(module):
@@ -56,11 +64,11 @@ def precheck(request):
         except CatalogError:
             return  # the catalog's own error comes when it is resolved
         known = [e["name"] for e in entries] + [e["handle"] for e in entries]
-        if request.module in known:
+        if handle in known:
             return
-        hint = did_you_mean(request.module, [e["name"] for e in entries])
+        hint = did_you_mean(handle, [e["name"] for e in entries])
     raise ValueError(
-        f"module {request.module} not found; {hint}pass a SavedModel directory, "
+        f"module {handle} not found; {hint}pass a SavedModel directory, "
         "a .keras or .h5 file, a .tar.gz archive, an http(s)/gs:// URL or a "
         "catalog name (zoo-pull --list)"
     )
