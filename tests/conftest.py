@@ -16,6 +16,30 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
+# What a build of the package reads from the checkout; everything else in
+# it (the virtual environment, build/ and egg-info folders, runs) stays out.
+SOURCE_ENTRIES = ("setup.py", "README.md", "LICENSE", "benchmark", "export",
+                  "pipeline", "zoo")  # fmt: skip
+
+
+def source_copy(dest):
+    """A copy of the package's sources under `dest`, to build from.
+
+    Two builds in the checkout share its build/ folder: run at once (pytest
+    -n 2), one deletes what the other is copying. A copy each keeps them
+    apart."""
+    dest = pathlib.Path(dest)
+    dest.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc")
+    for entry in SOURCE_ENTRIES:
+        src = REPO_ROOT / entry
+        if src.is_dir():
+            shutil.copytree(src, dest / entry, ignore=ignore)
+        else:
+            shutil.copy2(src, dest / entry)
+    return dest
+
+
 def pytest_configure(config):
     # pytest.ini may register it already; registering twice lists it twice.
     if not any(line.startswith("slow:") for line in config.getini("markers")):

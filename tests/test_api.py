@@ -17,6 +17,7 @@ from benchmark.cli.run_flags import FLAG_SPECS, OPTION_FIELDS
 from benchmark.results import bundle as bundles
 from benchmark.runner.request import ModuleOptions, RunRequest
 from benchmark.runner.submissions import bundle_request
+from tests.conftest import source_copy
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -115,9 +116,10 @@ def _readme_block():
 @pytest.mark.slow  # a non-editable install, then the block's two runs
 def test_the_readme_python_block_runs_from_a_plain_install(tmp_path):
     site = tmp_path / "site"
+    source = source_copy(tmp_path / "source")  # not the checkout's build/
     install = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-         "--no-build-isolation", "--target", str(site), REPO],
+         "--no-build-isolation", "--target", str(site), str(source)],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert install.returncode == 0, install.stderr[-2000:]

@@ -17,6 +17,7 @@ from benchmark.evaluators.base import Measurement
 from benchmark.report import plot, views
 from benchmark.results import leaderboard
 from benchmark.runner.harness import probe_warnings
+from tests.conftest import source_copy
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIS = (
@@ -46,8 +47,9 @@ def installed(tmp_path_factory):
     editable install is not seen)."""
     root = tmp_path_factory.mktemp("newcomer")
     wheels = root / "wheels"
+    source = source_copy(root / "source")  # not the checkout's build/
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", REPO, "--no-deps",
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps",
          "--no-build-isolation", "-w", str(wheels), "-q"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
