@@ -157,6 +157,11 @@ def main(argv=None):
                 f"{rates['harness']:.2f} img/s (wall), ratio {wall_ratios[-1]:.3f}"
             )
     per_cpu = {name: count / cpu for name, (count, _, cpu) in totals.items()}
+    per_wall = {name: count / wall for name, (count, wall, _) in totals.items()}
+    print(
+        f"throughput (wall, all rounds): bare {per_wall['bare']:.1f} img/s, "
+        f"harness {per_wall['harness']:.1f} img/s"
+    )
     print(
         f"wall clock: median ratio harness / bare {statistics.median(wall_ratios):.3f}"
     )

@@ -44,6 +44,9 @@ Command:
   .venv/bin/python perf/train_loop.py --config=imagenette --epochs=4 \\
       --dataset=path/to/imagenette --max_per_class=300 --image_size=32 \\
       --width_multiplier=0.25 --rounds=3     # the mini-zoo's training runs
+  --batch_size, --precision (both loops; auto is mixed_float16 on GPU) and
+  --jit_compile=auto|on|off (both loops; auto is on on GPU) set what
+  perf/gpu.sh measures.
 Prints the throughputs and the ratio ours / fit per mode (target: >= 1.1).
 """
 
@@ -56,7 +59,7 @@ import keras
 import tensorflow as tf
 
 from zoo import data as zoo_data
-from zoo import input_pipeline
+from zoo import distribute, input_pipeline
 from zoo.configs import load_config
 from zoo.models import create_classifier
 from zoo.objectives import create_objective
@@ -103,13 +106,22 @@ def keras_fit(config, validate=True):
         lambda e: (zoo_data.eval_preprocess(e["image"], config.image_size), e["label"])
     ).batch(config.eval_batch_size)
     keras.utils.set_random_seed(config.seed)
-    full = create_classifier(
-        config.arch,
-        create_objective("softmax"),
-        dataset.num_classes,
-        width_multiplier=config.width_multiplier,
+    kind = _device_kind()
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(
+        distribute.resolve_precision(config.precision, kind)
     )
-    model = keras.Model(full.input, full.output["logits"])
+    try:  # The same precision as the custom loop; logits cast to float32.
+        full = create_classifier(
+            config.arch,
+            create_objective("softmax"),
+            dataset.num_classes,
+            width_multiplier=config.width_multiplier,
+        )
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+    logits = keras.layers.Activation("linear", dtype="float32")(full.output["logits"])
+    model = keras.Model(full.input, logits)
     schedule = WarmupExponentialDecay(
         config.base_learning_rate * config.global_batch_size / 256,
         int(config.warmup_epochs * steps),
@@ -122,6 +134,7 @@ def keras_fit(config, validate=True):
         ),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         steps_per_execution=steps,
+        jit_compile=distribute.resolve_jit_compile(config.jit_compile, kind),
     )
     timer = _EpochTimer()
     model.fit(
@@ -134,6 +147,15 @@ def keras_fit(config, validate=True):
     )
     later = timer.seconds[1:]
     return steps * config.global_batch_size * len(later) / sum(later)
+
+
+def _device_kind():
+    """Returns "GPU" when TensorFlow sees one, else "CPU"."""
+    return "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
+
+
+def _tristate(value):
+    return {"auto": None, "on": True, "off": False}[value]
 
 
 def main():
@@ -164,17 +186,38 @@ def main():
         help="also measure the custom loop with jit_compile on (off by default "
         "on CPU; fit's default on CPU is off too)",
     )
+    parser.add_argument("--batch_size", type=int, default=None, help="overrides")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        help="both loops: auto (float32 on CPU, mixed_float16 on GPU), float32, "
+        "mixed_float16 or mixed_bfloat16",
+    )
+    parser.add_argument(
+        "--jit_compile",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="XLA for both loops: auto is on on GPU, off on CPU",
+    )
     args = parser.parse_args()
     base = load_config(args.config).replace(
-        objective="softmax", epochs=args.epochs, max_per_class=args.max_per_class
+        objective="softmax",
+        epochs=args.epochs,
+        max_per_class=args.max_per_class,
+        precision=args.precision,
+        jit_compile=_tristate(args.jit_compile),
     )
     for field in ("dataset", "image_size", "width_multiplier"):
         if getattr(args, field) is not None:
             base = base.replace(**{field: getattr(args, field)})
+    if args.batch_size is not None:
+        base = base.replace(global_batch_size=args.batch_size)
+    kind = _device_kind()
     print(
-        f"device: {tf.config.list_logical_devices()[0].device_type}, "
-        f"config {args.config}, {base.arch} x{base.width_multiplier} "
-        f"{base.image_size}px, batch {base.global_batch_size}"
+        f"device: {kind}, config {args.config}, {base.arch} x{base.width_multiplier} "
+        f"{base.image_size}px, batch {base.global_batch_size}, precision "
+        f"{distribute.resolve_precision(base.precision, kind)}, XLA "
+        f"{'on' if distribute.resolve_jit_compile(base.jit_compile, kind) else 'off'}"
     )
     ratios = {}
     for mode in args.modes.split(","):

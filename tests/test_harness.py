@@ -224,14 +224,33 @@ def test_smoke_all_writes_rows_for_every_registered_evaluator(
     shrunk += ["linear_probe.num_l2=9", "chexpert.num_l2=4"]
     shrunk += ["chexpert.bootstrap_samples=50"]
     config = apply_overrides(load_config("smoke_all"), shrunk)
-    lines = []
+    lines, stages = [], []
     rows = run_benchmark(
         config,
         exported_module[0],
         cache_dir=str(tmp_path / "cache"),
+        timings=stages,
         report=lines.append,
     )
     assert {r["evaluation"] for r in rows} == set(list_evaluators())
+    # Where the time went (perf/benchmark_cost.py): every stage, in run order,
+    # each extraction once, each evaluator's fit without its extractions.
+    names = [name for name, _ in stages]
+    assert names.index("module load and scan") < names.index("module profile")
+    assert names.index("module profile") < min(
+        i for i, n in enumerate(names) if n.startswith(("features ", "fit "))
+    )
+    fits = [n[len("fit ") :] for n in names if n.startswith("fit ")]
+    assert fits == [e.name for e in config.evaluators()]
+    features = [n for n in names if n.startswith("features ")]
+    computed = [n for n in features if not n.endswith("(from the disk cache)")]
+    assert computed and len(computed) == len(set(computed)), features
+    for name in features:  # a second look is the disk cache's, never a rerun
+        assert name.replace(" (from the disk cache)", "") in computed
+    assert all(s >= 0 for _, s in stages)
+    by_fit = {r["evaluation"]: float(r["seconds"]) for r in rows}
+    for name in fits:  # a fit's share is within its evaluator's seconds
+        assert dict(stages)[f"fit {name}"] <= by_fit[name] + 1e-3
     assert not [line for line in lines if line.startswith("[skip]")]
     for row in rows:
         assert math.isfinite(float(row["value"]))

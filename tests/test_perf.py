@@ -1,10 +1,15 @@
-"""perf/train_loop.py runs end to end on a tiny digits run and prints the
+"""perf/train_loop.py and perf/gpu.sh run end to end at a tiny size and print the
 lines its docstring promises (throughputs and ratios; no timing is asserted:
 speed targets are read from the script's output, not from tests)."""
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.slow
@@ -35,3 +40,47 @@ def test_train_loop_benchmark_prints_both_loops_ablation_and_xla(warm):
     assert re.search(r"the 1x1 convolutions as matrix products x\d+\.\d\d", out)
     assert "x0.0625" in out  # the override reached the config
     assert re.search(r"ratios ours / fit: no_holdout \d+\.\d\d \(target >= 1\.1\)", out)
+
+
+@pytest.mark.slow
+def test_gpu_script_runs_on_cpu_at_a_tiny_size():
+    """perf/gpu.sh --tiny: both training loops and the extraction loop run
+    and the summary compares each with its published figure."""
+    env = {**os.environ, "PYTHON": sys.executable}
+    done = subprocess.run(
+        ["bash", "perf/gpu.sh", "--tiny"],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    out = done.stdout
+    assert re.search(r"^device: no GPU \(.*\d+ cores\)$", out, re.M), out
+    assert "precision float32, XLA off" in out  # the CPU defaults
+    figures = re.findall(
+        r"^(training, zoo trainer|training, Model.fit|inference, extraction): +"
+        r"([\d.]+) images/s at batch 32 = ([\d.]+) x (NVIDIA A100|timm)",
+        out,
+        re.M,
+    )
+    assert [f[0] for f in figures] == [
+        "training, zoo trainer",
+        "training, Model.fit",
+        "inference, extraction",
+    ], out
+    for _, rate, ratio, who in figures:
+        published = 2500 if who == "NVIDIA A100" else 3000
+        assert float(rate) > 0
+        assert abs(float(ratio) - float(rate) / published) < 1e-3
+
+
+def test_gpu_script_refuses_bad_arguments_in_one_line():
+    for args, message in (
+        (["--bogus"], "unknown argument '--bogus'"),
+        (["--imagenette=/nonexistent"], "no image folder DIR/train"),
+    ):
+        done = subprocess.run(
+            ["bash", "perf/gpu.sh", *args], capture_output=True, text=True,
+            cwd=REPO, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 2
+        assert done.stdout == "" and done.stderr.count("\n") == 1, done.stderr
+        assert message in done.stderr

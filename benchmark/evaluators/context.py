@@ -1,6 +1,7 @@
 """What an evaluator is given: the module, its datasets and cached outputs."""
 
 import collections
+import time
 
 from benchmark.data.transfer import load_benchmark_dataset, size_mismatches
 from benchmark.features import extract
@@ -16,7 +17,10 @@ class EvaluationContext:
     extraction loop (`benchmark.features.extract.extract`; the last MEMORY_ENTRIES
     results stay in memory, the disk cache keeps every one across runs), the
     module itself (`module.load()` gives a fresh copy to fine-tune), the
-    tf.distribute strategy and the progress callback.
+    tf.distribute strategy and the progress callback. `timings` lists
+    (stage, seconds) of each dataset opened and each extraction not served
+    from memory, marked when the disk cache served it (perf/benchmark_cost.py
+    prints them).
 
     Args:
       module: a benchmark.modules.loading.Module.
@@ -45,6 +49,7 @@ class EvaluationContext:
         self.report = report
         self._datasets = {}
         self._outputs = collections.OrderedDict()
+        self.timings = []
 
     def opened_datasets(self):
         """Returns the datasets opened so far, in the order they were."""
@@ -56,10 +61,12 @@ class EvaluationContext:
         if not spec:
             raise ValueError("an evaluation has no dataset; set its data")
         if spec not in self._datasets:
+            start = time.perf_counter()
             dataset = load_benchmark_dataset(spec, data_dir=self.data_dir)
             for line in size_mismatches(dataset):
                 self.report(f"[data] warning: {line}")
             self._datasets[spec] = dataset
+            self.timings.append((f"open {spec}", time.perf_counter() - start))
         return self._datasets[spec]
 
     def features(
@@ -86,6 +93,7 @@ class EvaluationContext:
         if key in self._outputs:
             self._outputs.move_to_end(key)
         else:
+            start, hits = time.perf_counter(), self.cache and self.cache.hits
             self._outputs[key] = extract.extract(
                 self.module,
                 dataset,
@@ -98,6 +106,12 @@ class EvaluationContext:
                 cache=self.cache,
                 report=self.report,
             )
+            label = extract._label(dataset, split, output, transform)
+            if max_per_class:
+                label += f" ({max_per_class}/class)"
+            if self.cache and self.cache.hits != hits:
+                label += " (from the disk cache)"
+            self.timings.append((f"features {label}", time.perf_counter() - start))
             while len(self._outputs) > MEMORY_ENTRIES:
                 self._outputs.popitem(last=False)
         return self._outputs[key]

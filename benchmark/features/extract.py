@@ -123,6 +123,7 @@ class FeatureCache:
             )
         self.directory = directory
         self.report = report
+        self.hits = 0  # entries served by `load`
         self._remove_orphans()
 
     def path(self, key):
@@ -148,6 +149,7 @@ class FeatureCache:
             return self._discard(path, "holds another entry's key")
         if stored_sum != _checksum(features):
             return self._discard(path, "fails its checksum")
+        self.hits += 1
         return features
 
     def _discard(self, path, why):

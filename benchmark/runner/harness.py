@@ -40,6 +40,7 @@ def run_benchmark(
     provenance=None,
     on_rows=None,
     record=None,
+    timings=None,
     report=print,
 ):
     """Returns the leaderboard rows of `module` under `config`.
@@ -59,6 +60,9 @@ def run_benchmark(
       record: a dict filled for results bundles: "datasets" ({name:
         fingerprint} of every dataset read) and "predictions" ({row key:
         {example id: prediction}} of the rows whose protocol has them).
+      timings: a list extended with (stage, seconds) in run order: datasets
+        opened, module load, its profile, each extraction and each
+        evaluator's own work ("fit NAME": its time less its extractions).
       report: receives one-line progress messages.
     """
     evaluators = prepare(config, only)
@@ -70,6 +74,7 @@ def run_benchmark(
         strategy=strategy,
         report=report,
     )
+    stages = context.timings
     open_datasets(evaluators, context)  # Every dataset opens before the module.
     if record is not None:
         record.setdefault("predictions", {})
@@ -77,13 +82,16 @@ def run_benchmark(
             d.name: d.fingerprint() for d in context.opened_datasets()
         }
     if not isinstance(module, Module):
+        start = time.perf_counter()
         module = load_module(module, **(load or {}))
         report(describe_contract(module))
+        stages.append(("module load and scan", time.perf_counter() - start))
     context.module = module
     base = base_row(module, provenance)
     start = time.perf_counter()
     base.update(cost.profile(module, config.batch_size, report=report))
-    report(f"{cost.describe(base)} ({time.perf_counter() - start:.1f} s)")
+    stages.append(("module profile", time.perf_counter() - start))
+    report(f"{cost.describe(base)} ({stages[-1][1]:.1f} s)")
     data = {d.name: d.fingerprint() for d in context.opened_datasets()}
     rows, measured = [], []
     for i, evaluator in enumerate(evaluators, start=1):
@@ -93,9 +101,11 @@ def run_benchmark(
             report(f"[skip] {where}: {reason}")
             continue
         report(f"[benchmark] {where} on {getattr(evaluator, 'data', None) or '-'}")
-        start = time.perf_counter()
+        start, before = time.perf_counter(), len(stages)
         measurements = list(evaluator.run(context))
         seconds = round(time.perf_counter() - start, 3)
+        inner = sum(s for _, s in stages[before:])
+        stages.append((f"fit {evaluator.name}", max(0.0, seconds - inner)))
         new = measurement_rows(
             base, module, config, evaluator, measurements, seconds, data
         )
@@ -114,6 +124,8 @@ def run_benchmark(
         measured += [(evaluator, m) for m in measurements]
     for line in probe_warnings(measured):
         report(line)
+    if timings is not None:
+        timings.extend(stages)
     return rows
 
 
