@@ -152,6 +152,18 @@ def test_run_selects_on_validation_and_reports_the_choice(tmp_path):
     assert row["train_size"] == "50" and row["test_size"] == "50"
     assert json.loads(row["protocol"])["steps"] == 20
 
+    # The chosen point alone: no selection fit, the same refit and test score.
+    lines = []
+    settings = dict(config.evaluations[0].settings)
+    settings.update(
+        learning_rates=(selected["learning_rate"],),
+        weight_decays=(selected["weight_decay"],),
+    )
+    (alone,) = run_benchmark(_fine_tune_config(**settings), path, report=lines.append)
+    assert json.loads(alone["selected"])["val_accuracy"] is None
+    assert not [line for line in lines if " val " in line], lines
+    assert alone["value"] == row["value"]
+
 
 def test_fixed_size_modules_are_fine_tuned_at_their_own_size(tmp_path):
     """A module whose __call__ only accepts 24 x 24 images (no metadata)."""

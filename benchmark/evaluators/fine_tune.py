@@ -152,7 +152,8 @@ class FineTune(Evaluator):
         """Yields Measurement("accuracy", test score, {"learning_rate",
         "weight_decay", "val_accuracy", "final_loss"}) of fine-tuning on the
         dataset; the score is mean per-class accuracy for Pets and Flowers,
-        top-1 otherwise (as the linear probe)."""
+        top-1 otherwise (as the linear probe); val_accuracy is None for a
+        one-point grid (nothing was selected)."""
         module, report = context.module, context.report
         data = context.dataset(self.data)
         size = module.image_size
@@ -201,8 +202,11 @@ class FineTune(Evaluator):
 
     def _select(self, tuner, fit_set, val_set, val_labels, metric, size, report):
         """Returns (validation score, lr, wd) of the best grid point; ties keep
-        the first in grid order, diverged fits never win."""
+        the first in grid order, diverged fits never win. A one-point grid
+        has nothing to choose: no selection fit, validation score None."""
         name, score = metric
+        if len(self.learning_rates) * len(self.weight_decays) == 1:
+            return None, self.learning_rates[0], self.weight_decays[0]
         best = (-math.inf, None, None)
         for lr in self.learning_rates:
             for wd in self.weight_decays:
