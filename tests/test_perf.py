@@ -84,3 +84,15 @@ def test_gpu_script_refuses_bad_arguments_in_one_line():
         assert done.returncode == 2
         assert done.stdout == "" and done.stderr.count("\n") == 1, done.stderr
         assert message in done.stderr
+
+
+def test_fine_tune_budget_refuses_a_malformed_variant_before_training():
+    for variant in ("steps", "steps=", "=100", "steps=100;lr"):
+        done = subprocess.run(
+            [sys.executable, "perf/fine_tune_budget.py", f"--variant={variant}"],
+            capture_output=True, text=True, cwd=REPO, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert done.stdout == ""
+        assert "--variant must be KEY=VALUE" in done.stderr.splitlines()[-1]
+        assert "Traceback" not in done.stderr

@@ -52,12 +52,12 @@ def benchmark_config(matrix):
             evaluation("imagenet_ood", data=source, sets=("imagenet2012",)),
             evaluation("linear_probe", num_l2=15),
             evaluation("knn", ks=(1, 5, 10, 20, 50)),
-            # One point, not the grid (0.01, 0.05): on 400 validation images
-            # that choice was decided by under half a point while the two
-            # rates' test accuracies differ by 4-5 points, so it added noise,
-            # not information, at twice the cost. With 0.01 alone every
-            # module stays within the gate's tolerance of the grid's number
-            # (perf/fine_tune_budget.py; docs/benchmark_cost.md).
+            # One point, not the grid (0.01, 0.05): 400 validation images
+            # chose between the rates by noise (a quarter point for softmax)
+            # while their test accuracies differ by 4-5 points, at twice the
+            # cost. With 0.01 alone every module stays within the gate's
+            # tolerance of the grid's number (perf/fine_tune_budget.py;
+            # docs/benchmark_cost.md).
             evaluation(
                 "fine_tune",
                 learning_rates=(0.01,),
