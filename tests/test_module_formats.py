@@ -255,7 +255,13 @@ def test_a_keras_file_is_a_module_with_its_preprocessing_detected(mobilenet):
 @pytest.mark.slow
 def test_a_keras_file_and_the_model_in_memory_give_the_same_rows(mobilenet):
     model, path = mobilenet
-    kwargs = dict(config="smoke", evaluations=["knn", "linear_probe"], report=None)
+    # At 64 px (it takes any size): the comparison, not the cost of 224 px.
+    kwargs = dict(
+        config="smoke",
+        evaluations=["knn", "linear_probe"],
+        report=None,
+        image_size=64,
+    )
     from_file = benchmark.evaluate(path, sandbox="off", **kwargs)
     in_memory = benchmark.evaluate(model, sandbox="off", **kwargs)
     assert in_memory.rows[0]["handle"] == f"in-memory:{model.name}"
@@ -267,6 +273,8 @@ def test_a_keras_file_and_the_model_in_memory_give_the_same_rows(mobilenet):
         }
 
     assert values(from_file) == values(in_memory) and len(values(from_file)) >= 2
+    assert all(json.loads(r["protocol"])["input"]["image_size"] == 64
+               for r in from_file.rows)  # fmt: skip
 
 
 def _classifier(seed=0):
