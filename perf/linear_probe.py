@@ -31,6 +31,9 @@ Command (about 12 minutes on 2 shared CPU cores, 11 of them the baseline):
   .venv/bin/python perf/linear_probe.py
   # The paper's largest size (CIFAR-100): the baseline sweeps a subset.
   .venv/bin/python perf/linear_probe.py --n 50000 --classes 100 --baseline_every 4
+  # ... with the mini-zoo config's 15 lambdas, the baseline at the largest only.
+  .venv/bin/python perf/linear_probe.py --n 50000 --classes 100 --num_l2 15 \\
+      --baseline_every 15
   .venv/bin/python perf/linear_probe.py --n 717 --d 256 --classes 5  # demo size
 
 Measured (2 CPU cores shared with other jobs, TF 2.21, scikit-learn 1.9.1):
@@ -201,6 +204,13 @@ def main(argv=None):
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--n_test", type=int, default=None, help="default n // 4")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--num_l2",
+        type=int,
+        default=None,
+        help="lambdas of the protocol (default: the evaluator's 45; the "
+        "mini-zoo config uses 15)",
+    )
     parser.add_argument("--skip_baseline", action="store_true")
     parser.add_argument(
         "--baseline_every",
@@ -217,7 +227,11 @@ def main(argv=None):
     if n_test == args.n:
         test_x, test_y = make_features(n_test + 1, args.d, args.classes, args.seed)
     train, test = _feature_set(train_x, train_y), _feature_set(test_x, test_y)
-    evaluator = linear_probe.LinearProbe()
+    if args.num_l2 is not None and args.num_l2 < 1:
+        parser.error(f"--num_l2 must be >= 1, got {args.num_l2}")
+    evaluator = linear_probe.LinearProbe(
+        **({} if args.num_l2 is None else {"num_l2": args.num_l2})
+    )
     print(
         f"features: train {args.n} x {args.d}, test {len(test_y)}, "
         f"{args.classes} classes; {evaluator.num_l2} lambdas, "
@@ -253,7 +267,7 @@ def main(argv=None):
         return 0
     grid = evaluator.l2_grid()[:: args.baseline_every]
     ours_value, ours_l2, ours_sub = ours.value, ours.selected["l2"], ours_time
-    which = "the whole 45-lambda protocol"
+    which = f"the whole {evaluator.num_l2}-lambda protocol"
     if args.baseline_every > 1:
         which = f"every {args.baseline_every}th lambda ({len(grid)}), from the largest"
         start = time.perf_counter()
