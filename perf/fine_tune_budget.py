@@ -2,8 +2,8 @@
 costs in accuracy. Trains (or reuses) mini-zoo modules of several
 objectives (pipeline/configs/mini_zoo.py: ResNet-50 x1/4 at 32 px on
 Imagenette, seed 0), then scores each with the mini-zoo config's fine_tune
-evaluation as it is (the baseline) and with each --variant's settings
-changed, in one process.
+evaluation as it is, or with --baseline's settings (the baseline), and with
+each --variant's settings changed, in one process.
 
 Prints per module and variant the test accuracy, the selected learning
 rate, the evaluator's seconds and, against the baseline, the change in
@@ -17,7 +17,7 @@ must leave the numbers where they were, not only avoid drops.
 
 Command (about 13 minutes on 2 CPU cores with three objectives to train):
   .venv/bin/python perf/fine_tune_budget.py --imagenette=DIR --cifar10=DIR \\
-      [--objectives=softmax,cosine_softmax,squared_error] \\
+      [--objectives=softmax,cosine_softmax,squared_error] [--baseline=...] \\
       [--variant=steps=100 --variant=steps=75] [--workdir=DIR]
   A variant is KEY=VALUE[;KEY=VALUE...] of fine_tune settings (values as in
   --set: JSON, e.g. learning_rates=[0.01]).
@@ -49,16 +49,27 @@ def parse_args():
         help="KEY=VALUE[;KEY=VALUE...] fine_tune settings (repeatable; "
         "default: steps=100 and steps=75)",
     )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        help="KEY=VALUE[;KEY=VALUE...] settings of the baseline (default: the "
+        "config's fine_tune as it is)",
+    )
     parser.add_argument("--workdir", default=None, help="default: a temporary one")
     args = parser.parse_args()
     from zoo.config_files import parse_value
 
-    variants = {"baseline": {}}
-    for text in args.variant or ["steps=100", "steps=75"]:
+    def settings(flag, text):
         pairs = [p.partition("=") for p in text.split(";")]
         if any(not key or not sep or not value for key, sep, value in pairs):
-            parser.error(f"--variant must be KEY=VALUE[;KEY=VALUE...], got {text!r}")
-        variants[text] = {key: parse_value(value) for key, _, value in pairs}
+            parser.error(f"{flag} must be KEY=VALUE[;KEY=VALUE...], got {text!r}")
+        return {key: parse_value(value) for key, _, value in pairs}
+
+    variants = {"baseline": {}}
+    if args.baseline:
+        variants["baseline"] = settings("--baseline", args.baseline)
+    for text in args.variant or ["steps=100", "steps=75"]:
+        variants[text] = settings("--variant", text)
     args.variants = variants
     return args
 
