@@ -19,6 +19,7 @@ Measured: see docs/benchmark_cost.md (the table this script prints).
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -62,8 +63,6 @@ def parse_args():
 def full_transfer(config, module, cache_dir):
     """Returns (stages, seconds, rows) of the config's linear probe and kNN
     on every image of the transfer set's train and test splits."""
-    import dataclasses
-
     from benchmark.runner.harness import run_benchmark
 
     keep = ("linear_probe", "knn")

@@ -26,6 +26,7 @@ Measured: see docs/benchmark_cost.md.
 """
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -76,16 +77,12 @@ def parse_args():
 
 def fine_tune_evaluation(config, settings):
     """Returns `config`'s fine_tune evaluation with `settings` changed."""
-    import dataclasses
-
     (evaluation,) = [e for e in config.evaluations if e.evaluator == "fine_tune"]
     return dataclasses.replace(evaluation, settings={**evaluation.settings, **settings})
 
 
 def main():
     args = parse_args()
-    import dataclasses
-
     import pipeline.configs.mini_zoo as mini_zoo
     from benchmark.results.gate import DEFAULT_TOLERANCE
     from benchmark.runner.harness import run_benchmark
