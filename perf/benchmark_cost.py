@@ -114,7 +114,7 @@ def main():
     )
     try:
         module, wall, epochs = train(matrix, workdir)
-        config = matrix.benchmark(matrix)
+        config = mini_zoo.benchmark_config(matrix)
         cache = tempfile.mkdtemp(prefix="cache_", dir=workdir)
         stages = []
         only = args.only.split(",") if args.only else None

@@ -99,7 +99,7 @@ def main():
         chexpert=None,
     )
     cells = run_matrix(matrix, report=lambda line: None)
-    config = matrix.benchmark(matrix)
+    config = mini_zoo.benchmark_config(matrix)
     z, absolute = DEFAULT_TOLERANCE["z"], DEFAULT_TOLERANCE["absolute"]
     print(f"{'module':32s} {'variant':22s} {'accuracy':>8s} {'lr':>6s} "
           f"{'seconds':>7s} {'change':>7s} {'tolerance':>9s}")  # fmt: skip

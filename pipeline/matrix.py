@@ -40,7 +40,8 @@ class MatrixConfig:
       transfer: the transfer dataset spec the benchmark stage scores on.
       chexpert: the Chexpert data spec (chexpert:DIR), or None.
       benchmark: None, or a function of this MatrixConfig returning the
-        BenchmarkConfig every exported module is scored on (pipeline.study).
+        BenchmarkConfig every exported module is scored on, or a tuple of
+        them, run in turn (pipeline.study).
       analysis: None, or a function of this MatrixConfig returning the
         AnalysisConfig run on each seed's modules together.
       reference: the objective the analyses compare with (CKA's reference).

@@ -63,8 +63,22 @@ class ReportError(ValueError):
     """A study without the results a report needs."""
 
 
-def module_values(rows, source, transfer):
-    """Returns {(objective, seed): {column: value}} from a study's rows."""
+def _config_of(row):
+    """Returns the benchmark config named in a row's protocol ("" if none)."""
+    try:
+        protocol = json.loads(row.get("protocol") or "{}")
+    except json.JSONDecodeError:
+        return ""
+    return protocol.get("config", "") if isinstance(protocol, dict) else ""
+
+
+def module_values(rows, source, transfer, main_config=None):
+    """Returns {(objective, seed): {column: value}} from a study's rows.
+
+    Transfer rows of the benchmark config `main_config` (None: any) fill
+    linear_probe, knn and fine_tune; those of another config fill
+    "linear_probe@CONFIG", and few-shot rows fill "shotK" (their mean over
+    draws) from whichever config measured them."""
     out = {}
 
     def put(row, column):
@@ -75,13 +89,19 @@ def module_values(rows, source, transfer):
         if r["source"] != leaderboard.MEASURED:
             continue
         e, m, d = r["evaluation"], r["metric"], r["dataset"]
+        config = _config_of(r)
+        main = main_config is None or config in ("", main_config)
         if e == "imagenet_ood" and m == "top1" and d == source:
             put(r, "top1")
         elif e == "class_separation" and m == "r2" and d == source:
             put(r, "r2")
         elif e in ("linear_probe", "knn", "fine_tune") and m == "accuracy":
             if d == transfer:
-                put(r, e)
+                put(r, e if main else f"{e}@{config}")
+        elif e == "few_shot" and d == transfer:
+            shots = m.removesuffix("shot_accuracy")
+            if shots.isdigit():
+                put(r, f"shot{shots}")
         elif e == "chexpert" and m == "auc_mean" and r["split"].endswith("valid"):
             put(r, "chexpert")
         elif e == "sparsity" and m == "nonzero_fraction":
@@ -89,6 +109,36 @@ def module_values(rows, source, transfer):
         elif e == "neural_collapse" and m == "nc1":
             put(r, "nc1")
     return out
+
+
+def few_shot_columns(values):
+    """Returns [(column, label)] of the few-shot and further-config transfer
+    columns `values` holds: other configs' linear probes, then k-shot by k."""
+    present = {c for v in values.values() for c in v}
+    probes = sorted(c for c in present if c.startswith("linear_probe@"))
+    shots = sorted(
+        (c for c in present if c.startswith("shot")), key=lambda c: int(c[4:])
+    )
+    return [(c, "linear, " + c.split("@", 1)[1]) for c in probes] + [
+        (c, f"{c[4:]}-shot") for c in shots
+    ]
+
+
+def rank_correlation(values, objectives, x, y):
+    """Returns Spearman's ρ between columns x and y over objectives (seed
+    means) with its bootstrap interval over seeds, or {"n": used} when fewer
+    than 3 objectives have both."""
+    pairs = _paired(values, objectives, x, y)
+    used = [o for o in objectives if pairs[o]]
+    if len(used) < 3:
+        return {"n": len(used)}
+
+    def rho_of(pick):
+        return spearman_rho(*_means(pairs, used, pick))
+
+    rho = rho_of({o: range(len(pairs[o])) for o in used})
+    low, high = _bootstrap(rho_of, {o: pairs[o] for o in used})
+    return {"rho": rho, "low": low, "high": high, "n": len(used)}
 
 
 def by_objective(values, objectives, column):
@@ -206,22 +256,12 @@ def _means(pairs, used, pick):
 
 
 def claim_b(values, objectives):
-    pairs = _paired(values, objectives, "r2", "linear_probe")
-    used = [o for o in objectives if pairs[o]]
-    if len(used) < 3:
+    claim = rank_correlation(values, objectives, "r2", "linear_probe")
+    if "rho" not in claim:
         return {"verdict": "not measured"}
-
-    def rho_of(pick):
-        return spearman_rho(*_means(pairs, used, pick))
-
-    rho = rho_of({o: range(len(pairs[o])) for o in used})
-    low, high = _bootstrap(rho_of, {o: pairs[o] for o in used})
     return {
-        "verdict": _verdict(rho, low, high, -1, 0.0),
-        "rho": rho,
-        "low": low,
-        "high": high,
-        "n": len(used),
+        "verdict": _verdict(claim["rho"], claim["low"], claim["high"], -1, 0.0),
+        **claim,
     }
 
 
@@ -382,8 +422,10 @@ def _figures(values, objectives, layers, cka, folder):
 
 
 def _timing(workdir):
-    """Returns (training s, benchmark s, analysis s, device) from the files."""
-    train = bench = analysis = 0.0
+    """Returns (training s, {benchmark config: s}, analysis s, device) from
+    the files."""
+    train = analysis = 0.0
+    bench = {}
     device = ""
     for sub, kind in (("train", "train"), ("benchmark", "bench"), ("analysis", "an")):
         folder = os.path.join(workdir, sub)
@@ -399,7 +441,9 @@ def _timing(workdir):
                     device = device or info.get("device", "")
             elif kind == "bench" and name.endswith(".json"):
                 with open(os.path.join(folder, name)) as f:
-                    bench += json.load(f)["seconds"]
+                    done = json.load(f)
+                config = done.get("config", "")
+                bench[config] = bench.get(config, 0.0) + done["seconds"]
             elif kind == "an":
                 path = os.path.join(folder, name, "done.json")
                 if os.path.isfile(path):
@@ -419,7 +463,10 @@ def write_report(matrix, out):
 
     source = load_benchmark_dataset(matrix.source_dataset()).name
     transfer = load_benchmark_dataset(matrix.transfer).name
-    values = module_values(rows, source, transfer)
+    from pipeline.study import benchmark_configs
+
+    main = benchmark_configs(matrix)[0].name if matrix.benchmark else None
+    values = module_values(rows, source, transfer, main)
     objectives = list(matrix.objectives)
     reference = matrix.reference
     layers, cka = cka_by_layer(matrix.workdir, matrix.seeds, reference)
@@ -459,6 +506,15 @@ def _fmt(x, digits=3):
     return "nan" if x is None or math.isnan(x) else f"{x:+.{digits}f}"
 
 
+def _minutes(by_config):
+    """Returns "N min", or "N min (A: a, B: b)" for several configs."""
+    total = f"{sum(by_config.values()) / 60:.0f} min"
+    if len(by_config) < 2:
+        return total
+    parts = ", ".join(f"{c or 'unnamed'} {s / 60:.0f}" for c, s in by_config.items())
+    return f"{total} ({parts})"
+
+
 def _markdown(matrix, values, objectives, claims, figures, out):
     train, bench, analysis, device = _timing(matrix.workdir)
     n_modules = len({k for k in values})
@@ -474,7 +530,7 @@ def _markdown(matrix, values, objectives, claims, figures, out):
         f"({len(objectives)} objectives x {len(matrix.seeds)} seeds); "
         f"{matrix.config} training config with " + _sizes(matrix) + ".",
         f"Device: {device or 'unknown'}. Time: training {train / 60:.0f} min "
-        f"(epochs only), benchmark {bench / 60:.0f} min, analyses "
+        f"(epochs only), benchmark {_minutes(bench)}, analyses "
         f"{analysis / 60:.0f} min.",
         "",
         "## Results per objective (mean ± std over seeds, n)",
@@ -576,12 +632,69 @@ def _markdown(matrix, values, objectives, claims, figures, out):
     rel = os.path.dirname(os.path.abspath(out))
     for path in figures:
         lines += [f"![{os.path.basename(path)}]({os.path.relpath(path, rel)})", ""]
+    lines += _few_shot_section(values, objectives)
     lines += (
         ["## Reading the outcome", ""]
         + _reading(claims, matrix, values, objectives)
         + [""]
     )
     return "\n".join(lines)
+
+
+def _few_shot_section(values, objectives):
+    """Returns the few-shot section's lines ([] without few-shot results):
+    per objective the linear probes and k-shot accuracies, and each one's
+    rank correlation with R² across objectives."""
+    columns = few_shot_columns(values)
+    if not columns:
+        return []
+    shown = [("r2", "R²", 1.0), ("linear_probe", "linear", 100.0)] + [
+        (c, label, 100.0) for c, label in columns
+    ]
+    table = markdown_table(
+        ["objective", *(label for _, label, _ in shown)],
+        [
+            [o, *(_cell(by_objective(values, objectives, c)[o], scale)
+                  for c, _, scale in shown)]
+            for o in objectives
+        ],
+        numeric=range(1, 1 + len(shown)),
+    )  # fmt: skip
+    correlations = []
+    for column, label in [("linear_probe", "linear")] + columns:
+        r = rank_correlation(values, objectives, "r2", column)
+        if "rho" not in r:
+            correlations.append((label, "–", "–", str(r["n"])))
+            continue
+        interval = (
+            "none (one seed)"
+            if math.isnan(r["low"])
+            else f"[{_fmt(r['low'])}, {_fmt(r['high'])}]"
+        )
+        correlations.append((label, _fmt(r["rho"]), interval, str(r["n"])))
+    return [
+        "## Few-shot transfer (mean ± std over seeds, n)",
+        "",
+        table,
+        "",
+        "linear: the main benchmark's linear probe; linear, CONFIG: the linear "
+        "probe of that config (vtab1k: 1,000 training images, 800 / 200 to "
+        "choose the L2 penalty, then a refit on all 1,000); k-shot: ridge "
+        "regression on L2-normalised features from k training images per "
+        "class, the penalty chosen on other training images, mean over seeded "
+        "draws. Both vtab1k columns are tested on the transfer set's whole "
+        "test split.",
+        "",
+        markdown_table(
+            ("transfer", "ρ(R², transfer)", "95% interval", "objectives"),
+            correlations,
+        ),
+        "",
+        "Claim (b) predicts ρ < 0 in every column. If collapsed features "
+        "carry less information per example, the effect should be sharpest "
+        "with the fewest examples: the 1-shot column.",
+        "",
+    ]
 
 
 def _reading(claims, matrix, values, objectives):

@@ -4,9 +4,10 @@ the representation analyses of every module it exported, all resumable.
 Stages, each skipped when its result is already on disk:
   1. train and export every cell (pipeline.matrix.run_matrix);
   2. benchmark, right after each cell's export: the module through the single
-     harness under the matrix's
-     benchmark config; rows go to WORKDIR/leaderboard.csv as each evaluator
-     finishes, and WORKDIR/benchmark/NAME.json marks the module done;
+     harness under each of the matrix's benchmark configs in turn; rows go to
+     WORKDIR/leaderboard.csv as each evaluator finishes, and
+     WORKDIR/benchmark/NAME.json (the first config) or NAME.CONFIG.json (each
+     further one) marks the module done under that config;
   3. analyses, as soon as a seed's last module is scored (runs are
      seed-major): per seed, all of that seed's modules together (so CKA
      compares each with the reference objective's module on the same
@@ -78,36 +79,55 @@ def apply_record(matrix, workdir):
     )
 
 
+def benchmark_configs(matrix):
+    """Returns the matrix's benchmark configs as a tuple (its `benchmark`
+    function may return one config or several)."""
+    configs = matrix.benchmark(matrix)
+    return tuple(configs) if isinstance(configs, (tuple, list)) else (configs,)
+
+
+def done_marker(matrix, name, index, config):
+    """Returns the file that marks module `name` scored under config
+    number `index` (`config`) of the matrix."""
+    suffix = "" if index == 0 else f".{config.name}"
+    return os.path.join(matrix.workdir, "benchmark", f"{name}{suffix}.json")
+
+
 def benchmark_modules(matrix, summary, strategy=None, report=print):
-    """Scores each exported module of `summary` not yet marked done."""
+    """Scores each exported module of `summary` under each benchmark config
+    it is not yet marked done for."""
     from benchmark.runner.harness import run_benchmark
 
-    config = matrix.benchmark(matrix)
+    configs = benchmark_configs(matrix)
     board = matrix.leaderboard
     cache = os.path.join(matrix.workdir, "feature_cache")
     for cell in summary:
-        done = os.path.join(matrix.workdir, "benchmark", f"{cell['name']}.json")
-        if cell["module"] is None or os.path.isfile(done):
+        if cell["module"] is None:
             continue
-        report(f"== [benchmark] {cell['name']} ==")
-        start = time.perf_counter()
-        rows = run_benchmark(
-            config,
-            cell["module"],
-            cache_dir=cache,
-            strategy=strategy,
-            on_rows=lambda new: leaderboard.append_rows(board, new),
-            report=report,
-        )
-        write_json(
-            done,
-            {
-                "module": cell["module"],
-                "rows": len(rows),
-                "seconds": round(time.perf_counter() - start, 1),
-                "config": config.name,
-            },
-        )
+        for index, config in enumerate(configs):
+            done = done_marker(matrix, cell["name"], index, config)
+            if os.path.isfile(done):
+                continue
+            label = "" if index == 0 else f" ({config.name})"
+            report(f"== [benchmark] {cell['name']}{label} ==")
+            start = time.perf_counter()
+            rows = run_benchmark(
+                config,
+                cell["module"],
+                cache_dir=cache,
+                strategy=strategy,
+                on_rows=lambda new: leaderboard.append_rows(board, new),
+                report=report,
+            )
+            write_json(
+                done,
+                {
+                    "module": cell["module"],
+                    "rows": len(rows),
+                    "seconds": round(time.perf_counter() - start, 1),
+                    "config": config.name,
+                },
+            )
 
 
 def analyze_seeds(matrix, report=print, quiet=False):

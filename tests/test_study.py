@@ -35,6 +35,18 @@ def benchmark_config(matrix):
     )
 
 
+def few_shot_config(matrix):
+    return BenchmarkConfig(
+        name="tiny_few_shot",
+        datasets=(matrix.transfer,),
+        max_per_class=30,
+        evaluations=(
+            evaluation("linear_probe", num_l2=5, train_examples=100),
+            evaluation("few_shot", shots=(1, 5), draws=3, val_per_class=3),
+        ),
+    )
+
+
 def analysis_config(matrix):
     return AnalysisConfig(
         name="tiny_study", dataset=matrix.source_dataset(), split="test",
@@ -49,8 +61,8 @@ def get_config():
         workdir="unused", transfer="digits_5to9",
         overrides=dict(width_multiplier=0.0625, epochs=1, max_per_class=30,
                        global_batch_size=32, holdout_fraction=0.2),
-        benchmark=benchmark_config, analysis=analysis_config,
-        reference="cosine_softmax",
+        benchmark=lambda m: (benchmark_config(m), few_shot_config(m)),
+        analysis=analysis_config, reference="cosine_softmax",
     )
 '''
 
@@ -61,10 +73,9 @@ def test_the_mini_zoo_config_covers_every_objective_with_three_seeds():
     assert sorted(matrix.objectives) == sorted(list_objectives())
     assert len(matrix.objectives) == 11 and matrix.seeds == (0, 1, 2)
     assert is_matrix_config("mini_zoo") and not is_matrix_config("imagenette")
-    config = matrix.replace(
-        transfer="cifar10_folder", chexpert="chexpert:xrays"
-    ).benchmark(matrix.replace(transfer="cifar10_folder", chexpert="chexpert:xrays"))
-    names = [e.evaluator for e in config.evaluations]
+    given = matrix.replace(transfer="cifar10_folder", chexpert="chexpert:xrays")
+    main, few_shot = given.benchmark(given)
+    names = [e.evaluator for e in main.evaluations]
     assert names == [
         "imagenet_ood",
         "linear_probe",
@@ -73,8 +84,14 @@ def test_the_mini_zoo_config_covers_every_objective_with_three_seeds():
         "class_separation",
         "chexpert",
     ]
-    without = matrix.benchmark(matrix)  # no --chexpert: no Chexpert evaluation
+    without = matrix.benchmark(matrix)[0]  # no --chexpert: no Chexpert evaluation
     assert "chexpert" not in [e.evaluator for e in without.evaluations]
+    # The VTAB-1k protocol on the transfer set, whole test split, no fine-tuning.
+    assert few_shot.name == "vtab1k" and few_shot.datasets == ("cifar10_folder",)
+    assert [e.evaluator for e in few_shot.evaluations] == ["linear_probe", "few_shot"]
+    assert few_shot.max_per_class is None
+    probe = few_shot.evaluations[0].settings
+    assert probe["train_examples"] == 1000 and probe["val_fraction"] == 0.2
 
 
 @pytest.mark.slow
@@ -93,6 +110,7 @@ def test_a_study_resumes_scores_analyses_and_reports(
     assert first.returncode == 0, first.stderr[-3000:]
     assert f"[matrix] {name}: already trained, skipping training" in first.stdout
     assert f"== [benchmark] {name} ==" in first.stdout
+    assert f"== [benchmark] {name} (tiny_few_shot) ==" in first.stdout
     assert "== [analyze] seed 0: 1 modules ==" in first.stdout
     rows = leaderboard.read_rows(str(work / "leaderboard.csv"))
     found = {(r["evaluation"], r["metric"]) for r in rows}
@@ -101,10 +119,16 @@ def test_a_study_resumes_scores_analyses_and_reports(
         ("linear_probe", "accuracy"),
         ("class_separation", "r2"),
         ("sparsity", "nonzero_fraction"),
+        ("few_shot", "1shot_accuracy"),
+        ("few_shot", "5shot_accuracy_se"),
     } <= found
     assert (work / "analysis" / "seed0" / "cka.json").is_file()
     done = json.loads((work / "benchmark" / f"{name}.json").read_text())
-    assert done["rows"] == sum(r["evaluation"] != "sparsity" for r in rows)
+    few = json.loads((work / "benchmark" / f"{name}.tiny_few_shot.json").read_text())
+    assert (done["config"], few["config"]) == ("tiny_study", "tiny_few_shot")
+    assert done["rows"] + few["rows"] == sum(
+        r["evaluation"] != "sparsity" for r in rows
+    )
 
     again = warm.run("pipeline.matrix_main", *args)  # everything is on disk
     assert again.returncode == 0, again.stderr[-3000:]
@@ -120,6 +144,20 @@ def test_a_study_resumes_scores_analyses_and_reports(
     # One objective: no claim can be judged, and the report says so.
     assert text.count("| not measured |") == 4
     assert (out.parent / "reproduction" / "transfer.png").is_file()
+    # Each config's linear probe keeps its own column; few-shot by k.
+    assert (
+        "| objective | R² | linear | linear, tiny_few_shot | 1-shot | 5-shot |" in text
+    )
+    by_config = {
+        json.loads(r["protocol"])["config"]: float(r["value"])
+        for r in rows
+        if (r["evaluation"], r["metric"]) == ("linear_probe", "accuracy")
+    }
+    tables = [li for li in text.splitlines() if li.startswith("| cosine_softmax |")]
+    main_cells, few_cells = (t.split("|") for t in tables[:2])
+    assert main_cells[4].strip() == f"{100 * by_config['tiny_study']:.1f} (1)"
+    assert few_cells[3].strip() == f"{100 * by_config['tiny_study']:.1f} (1)"
+    assert few_cells[4].strip() == f"{100 * by_config['tiny_few_shot']:.1f} (1)"
 
     bad = warm.run("pipeline.matrix_main", "--config=digits", "--transfer=x")
     assert bad.returncode == 2
@@ -210,3 +248,47 @@ def test_a_single_seed_gives_no_interval_and_says_so():
     # One seed: nothing to resample, so no interval and no stronger verdict.
     assert math.isnan(b["low"]) and math.isnan(b["high"])
     assert b["verdict"] == "direction only"
+
+
+def test_each_configs_transfer_rows_fill_their_own_columns():
+    def row(evaluation, metric, value, config, seed="0"):
+        return {
+            "source": leaderboard.MEASURED,
+            "objective": "softmax",
+            "seed": seed,
+            "evaluation": evaluation,
+            "metric": metric,
+            "dataset": "cifar10",
+            "split": "test",
+            "value": str(value),
+            "protocol": json.dumps({"config": config}),
+        }
+
+    rows = [
+        row("linear_probe", "accuracy", 0.4, "mini_zoo"),
+        row("linear_probe", "accuracy", 0.3, "vtab1k"),
+        row("few_shot", "10shot_accuracy", 0.25, "vtab1k"),
+        row("few_shot", "10shot_accuracy_se", 0.01, "vtab1k"),
+        row("few_shot", "1shot_accuracy", 0.15, "vtab1k"),
+    ]
+    values = reproduction.module_values(rows, "imagenette", "cifar10", "mini_zoo")
+    assert values == {
+        ("softmax", "0"): {
+            "linear_probe": 0.4,
+            "linear_probe@vtab1k": 0.3,
+            "shot10": 0.25,
+            "shot1": 0.15,
+        }
+    }
+    assert reproduction.few_shot_columns(values) == [
+        ("linear_probe@vtab1k", "linear, vtab1k"),
+        ("shot1", "1-shot"),
+        ("shot10", "10-shot"),
+    ]
+    # Without a main config every linear probe is the main column (last wins).
+    assert (
+        reproduction.module_values(rows, "x", "cifar10")[("softmax", "0")][
+            "linear_probe"
+        ]
+        == 0.3
+    )

@@ -7,7 +7,13 @@ module then scored through the single harness and the analyses:
   Chexpert         mean AUC of the five pathologies (linear probe per label);
   R^2              class separation on the pretraining (Imagenette) train set;
   analyses         per block on Imagenette val: linear CKA against the
-                   softmax module of the same seed, sparsity and NC1.
+                   softmax module of the same seed, sparsity and NC1;
+  few-shot         the VTAB-1k protocol on CIFAR-10 (benchmark/configs/
+                   vtab1k.py) at full size: the linear probe on 1,000
+                   training images and 1/5/10/25-shot ridge probes, both
+                   tested on the whole test split. Its fine-tuning (3 x 2,500
+                   steps of 512 images) is left out: on 2 CPU cores it would
+                   take about 100 minutes per module.
 
 Command (image folders ROOT/{train,val}/<class>/*; TFDS names work too):
   zoo-matrix --config=mini_zoo --dataset=path/to/imagenette \\
@@ -74,6 +80,23 @@ def benchmark_config(matrix):
     )
 
 
+def vtab1k_config(matrix):
+    """Returns the VTAB-1k protocol on the transfer set, without its
+    fine-tuning (rows say config=vtab1k)."""
+    from benchmark.configs import vtab1k
+
+    base = vtab1k.get_config()
+    return base.replace(
+        datasets=(matrix.transfer,),
+        evaluations=tuple(e for e in base.evaluations if e.evaluator != "fine_tune"),
+    )
+
+
+def benchmark_configs(matrix):
+    """Returns the two configs every module is scored on, in turn."""
+    return benchmark_config(matrix), vtab1k_config(matrix)
+
+
 def analysis_config(matrix):
     """Returns the per-block analyses run on each seed's modules together."""
     return AnalysisConfig(
@@ -100,7 +123,7 @@ def get_config():
         ),
         transfer="tfds:cifar10",
         chexpert=None,  # --chexpert=chexpert:DIR (a CheXpert-format folder)
-        benchmark=benchmark_config,
+        benchmark=benchmark_configs,
         analysis=analysis_config,
         reference="softmax",
     )
