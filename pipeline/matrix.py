@@ -1,7 +1,9 @@
 """The zoo matrix: objectives x architectures x seeds, each run trained (or
 resumed) and then exported as a TF-Hub module.
 
-Run names are ARCH_OBJECTIVE_seedN; run i trains in WORKDIR/train/NAME and
+Run names are ARCH_LABEL_seedN, LABEL an objective or a variant's label
+(an objective with other settings: a temperature, a longer schedule); run i
+trains in WORKDIR/train/NAME and
 exports to WORKDIR/modules/NAME (plus NAME.tar.gz with `archive`). A finished
 run (its train_info.json exists) is not retrained, and a module is exported
 again only when missing, so rerunning the command after a preemption goes on
@@ -45,6 +47,16 @@ class MatrixConfig:
       analysis: None, or a function of this MatrixConfig returning the
         AnalysisConfig run on each seed's modules together.
       reference: the objective the analyses compare with (CKA's reference).
+      variants: label -> TrainConfig field overrides, one of them
+        "objective": cells trained beside `objectives` for every arch and
+        seed, each named ARCH_LABEL_seedN (e.g. {"cosine_softmax_t0.01":
+        {"objective": "cosine_softmax", "objective_hparams":
+        {"temperature": 0.01}}}). Their settings apply after `overrides`.
+      arms: arm name -> {"labels": labels (objectives or variants) that
+        zoo-reproduce reports together, each arm with its own rank
+        correlations and figure; "paper": optional regular expression of the
+        paper rows' objective names drawn beside them}. The per-seed
+        analyses cover `objectives` only.
     """
 
     config: str = "digits"
@@ -61,6 +73,8 @@ class MatrixConfig:
     benchmark: object = None
     analysis: object = None
     reference: str = "softmax"
+    variants: dict = dataclasses.field(default_factory=dict)
+    arms: dict = dataclasses.field(default_factory=dict)
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -69,8 +83,43 @@ class MatrixConfig:
         """Returns the pretraining dataset spec of every run."""
         return self.overrides.get("dataset") or load_config(self.config).dataset
 
-    def run_name(self, arch, objective, seed):
-        return f"{arch}_{objective}_seed{seed}"
+    def run_name(self, arch, label, seed):
+        return f"{arch}_{label}_seed{seed}"
+
+    def labels(self):
+        """Returns every cell label: the objectives, then the variants."""
+        return tuple(self.objectives) + tuple(self.variants)
+
+    def run_labels(self):
+        """Returns {run name: (label, seed)} of every cell."""
+        archs = self.archs or (load_config(self.config).arch,)
+        return {
+            self.run_name(arch, label, seed): (label, seed)
+            for seed, arch, label in itertools.product(self.seeds, archs, self.labels())
+        }
+
+    def check_variants(self):
+        """Raises ValueError for a variant without an objective, a label
+        used twice, or an arm naming an unknown label."""
+        for label, settings in self.variants.items():
+            if "objective" not in settings:
+                raise ValueError(
+                    f"matrix variant {label!r} names no objective; give it "
+                    '"objective": NAME beside its other settings'
+                )
+            if label in self.objectives:
+                raise ValueError(
+                    f"matrix variant {label!r} is also an objective of the "
+                    "matrix; give the variant another label"
+                )
+        known = set(self.labels())
+        for arm, spec in self.arms.items():
+            unknown = [x for x in spec.get("labels", ()) if x not in known]
+            if unknown or not spec.get("labels"):
+                raise ValueError(
+                    f"matrix arm {arm!r} names {unknown or 'no labels'}; its "
+                    "labels must be objectives or variants of the matrix"
+                )
 
     @property
     def leaderboard(self):
@@ -80,19 +129,20 @@ class MatrixConfig:
 
 def run_configs(matrix):
     """Returns [(name, TrainConfig)] for every cell, validated before any work."""
+    matrix.check_variants()
     base = load_config(matrix.config)
     archs = matrix.archs or (base.arch,)
     cells = []
     # Seed-major: a study interrupted part-way has whole seeds (every
     # objective), which is what its per-seed analyses need.
-    for seed, arch, objective in itertools.product(
-        matrix.seeds, archs, matrix.objectives
-    ):
+    for seed, arch, label in itertools.product(matrix.seeds, archs, matrix.labels()):
+        settings = dict(matrix.variants.get(label, {}))
+        objective = settings.pop("objective", label)
         config = base.for_objective(objective).replace(
-            arch=arch, seed=seed, **matrix.overrides
+            arch=arch, seed=seed, **{**matrix.overrides, **settings}
         )
         validate_config(config)
-        cells.append((matrix.run_name(arch, objective, seed), config))
+        cells.append((matrix.run_name(arch, label, seed), config))
     if not cells:
         raise ValueError("empty matrix; pass --objectives, --archs and --seeds")
     return cells

@@ -72,8 +72,10 @@ def _config_of(row):
     return protocol.get("config", "") if isinstance(protocol, dict) else ""
 
 
-def module_values(rows, source, transfer, main_config=None):
-    """Returns {(objective, seed): {column: value}} from a study's rows.
+def module_values(rows, source, transfer, main_config=None, names=None):
+    """Returns {(label, seed): {column: value}} from a study's rows: label is
+    the cell label of the row's module when `names` ({run name: (label,
+    seed)}) knows its folder's name, else the row's objective.
 
     Transfer rows of the benchmark config `main_config` (None: any) fill
     linear_probe, knn and fine_tune; those of another config fill
@@ -81,8 +83,12 @@ def module_values(rows, source, transfer, main_config=None):
     draws) from whichever config measured them."""
     out = {}
 
+    names = names or {}
+
     def put(row, column):
-        key = (row["objective"], row["seed"])
+        run = os.path.basename(str(row.get("handle") or "").rstrip("/"))
+        label = names[run][0] if run in names else row["objective"]
+        key = (label, row["seed"])
         out.setdefault(key, {})[column] = float(row["value"])
 
     for r in rows:
@@ -367,6 +373,36 @@ def _cell(values, scale):
     return f"{mean:.{digits}f} ± {_std(values) * scale:.{digits}f} ({len(values)})"
 
 
+def _seed_table(first, values, labels, shown):
+    """Returns a markdown table: one row per label, one column per (column,
+    header, scale) of `shown`, each cell the mean ± std over seeds (n)."""
+    return markdown_table(
+        [first, *(header for _, header, _ in shown)],
+        [
+            [x, *(_cell(by_objective(values, labels, c)[x], scale)
+                  for c, _, scale in shown)]
+            for x in labels
+        ],
+        numeric=range(1, 1 + len(shown)),
+    )  # fmt: skip
+
+
+def _scatter_r2(axes, r2, accuracy, labels):
+    """Draws each label's seed mean of R² against accuracy (in %), with
+    std bars when it has several seeds, and names the point."""
+    for x in labels:
+        if r2[x] and accuracy[x]:
+            point = (_mean(r2[x]), 100 * _mean(accuracy[x]))
+            axes.errorbar(
+                *point,
+                xerr=_std(r2[x]) if len(r2[x]) > 1 else None,
+                yerr=100 * _std(accuracy[x]) if len(accuracy[x]) > 1 else None,
+                fmt="o",
+                capsize=2,
+            )
+            axes.annotate(x, point, fontsize=7)
+
+
 def _figures(values, objectives, layers, cka, folder):
     from benchmark.report.plot import new_figure, save_figure
 
@@ -377,17 +413,7 @@ def _figures(values, objectives, layers, cka, folder):
     ft = by_objective(values, objectives, "fine_tune")
     figure = new_figure(figsize=(11, 4.5))
     left, right = figure.subplots(1, 2)
-    for o in objectives:
-        if r2[o] and lin[o]:
-            left.errorbar(
-                _mean(r2[o]),
-                100 * _mean(lin[o]),
-                xerr=_std(r2[o]) if len(r2[o]) > 1 else None,
-                yerr=100 * _std(lin[o]) if len(lin[o]) > 1 else None,
-                fmt="o",
-                capsize=2,
-            )
-            left.annotate(o, (_mean(r2[o]), 100 * _mean(lin[o])), fontsize=7)
+    _scatter_r2(left, r2, lin, objectives)
     left.set_xlabel("class separation R² (pretraining train set)")
     left.set_ylabel("linear probe accuracy on the transfer set (%)")
     left.set_title("(b) transfer vs class separation", fontsize=10)
@@ -452,8 +478,70 @@ def _timing(workdir):
     return train, bench, analysis, device
 
 
-def write_report(matrix, out):
-    """Writes the report of study `matrix` to `out`; returns the claims."""
+def paper_points(rows, pattern, transfer):
+    """Returns {objective: (R², linear accuracy on `transfer`)} of the
+    paper's rows whose objective fully matches the regular expression
+    `pattern` (rows without both numbers are left out)."""
+    import re
+
+    found = {}
+    for r in rows:
+        if not r["source"].startswith("paper:"):
+            continue
+        if not re.fullmatch(pattern, r["objective"]):
+            continue
+        point = found.setdefault(r["objective"], {})
+        if r["evaluation"] == "class_separation" and r["metric"] == "r2":
+            point["r2"] = float(r["value"])
+        elif (r["evaluation"], r["metric"], r["dataset"]) == (
+            "linear_probe",
+            "accuracy",
+            transfer,
+        ):
+            point["linear"] = float(r["value"])
+    return {
+        o: (p["r2"], p["linear"])
+        for o, p in found.items()
+        if {"r2", "linear"} <= set(p)
+    }
+
+
+def transfer_columns(values):
+    """Returns [(column, label)] of the linear and kNN transfer columns
+    `values` holds: the main config's, then each further config's."""
+    present = {c for v in values.values() for c in v}
+    out = []
+    for base, label in (("linear_probe", "linear"), ("knn", "kNN")):
+        if base in present:
+            out.append((base, label))
+        for c in sorted(x for x in present if x.startswith(base + "@")):
+            out.append((c, f"{label}, {c.split('@', 1)[1]}"))
+    return out
+
+
+def arm_result(values, labels, columns):
+    """Returns one arm's statistics: per transfer column, ρ(R², transfer)
+    over `labels` with its interval and verdict (claim (b)'s rule), and the
+    between-seed std of each column, averaged over labels."""
+    out = {"correlations": {}, "seed_std": {}}
+    for column, _ in columns:
+        r = rank_correlation(values, labels, "r2", column)
+        if "rho" in r:
+            r["verdict"] = _verdict(r["rho"], r["low"], r["high"], -1, 0.0)
+        else:
+            r["verdict"] = "not measured"
+        out["correlations"][column] = r
+        stds = [
+            _std(v) for v in by_objective(values, labels, column).values() if len(v) > 1
+        ]
+        out["seed_std"][column] = _mean(stds) if stds else float("nan")
+    return out
+
+
+def write_report(matrix, out, paper_leaderboard=None):
+    """Writes the report of study `matrix` to `out`; returns the claims.
+    `paper_leaderboard`: a leaderboard with the paper's rows, drawn beside
+    each arm that names them."""
     rows = leaderboard.read_rows(matrix.leaderboard)
     if not rows:
         raise ReportError(
@@ -466,7 +554,7 @@ def write_report(matrix, out):
     from pipeline.study import benchmark_configs
 
     main = benchmark_configs(matrix)[0].name if matrix.benchmark else None
-    values = module_values(rows, source, transfer, main)
+    values = module_values(rows, source, transfer, main, matrix.run_labels())
     objectives = list(matrix.objectives)
     reference = matrix.reference
     layers, cka = cka_by_layer(matrix.workdir, matrix.seeds, reference)
@@ -478,7 +566,9 @@ def write_report(matrix, out):
     }
     folder = os.path.join(os.path.dirname(os.path.abspath(out)), "reproduction")
     figures = _figures(values, objectives, layers, cka, folder)
-    text = _markdown(matrix, values, objectives, claims, figures, out)
+    paper = leaderboard.read_rows(paper_leaderboard) if paper_leaderboard else []
+    arms = _arm_sections(matrix, values, paper, transfer, folder, out)
+    text = _markdown(matrix, values, objectives, claims, figures, out, arms)
     write_atomic(out, text)
     return claims
 
@@ -515,7 +605,116 @@ def _minutes(by_config):
     return f"{total} ({parts})"
 
 
-def _markdown(matrix, values, objectives, claims, figures, out):
+def _arm_sections(matrix, values, paper, transfer, folder, out):
+    """Returns the lines of one section per arm of the matrix: its table,
+    ρ(R², transfer) per transfer column with intervals and verdicts, the
+    seed std of each column, and a figure of R² against linear transfer
+    with seed error bars beside the paper's rows the arm names."""
+    lines = []
+    columns = transfer_columns(values)
+    rel = os.path.dirname(os.path.abspath(out))
+    for arm, spec in matrix.arms.items():
+        labels = list(spec["labels"])
+        measured = sum(1 for (label, _) in values if label in labels)
+        lines += [
+            f"## Arm: {arm}",
+            "",
+            f"{measured} of {len(labels) * len(matrix.seeds)} modules measured "
+            f"({len(labels)} cells x {len(matrix.seeds)} seeds).",
+            "",
+        ]
+        if not measured:
+            lines += [
+                "Not measured yet: rerun the zoo-matrix command to train and "
+                "score its cells.",
+                "",
+            ]
+            continue
+        shown = [("r2", "R²", 1.0)] + [(c, label, 100.0) for c, label in columns]
+        lines += [
+            _seed_table("cell", values, labels, shown),
+            "",
+        ]
+        result = arm_result(values, labels, columns)
+        rows = []
+        for column, label in columns:
+            r = result["correlations"][column]
+            if "rho" not in r:
+                rows.append((label, "–", "–", r["verdict"], "–"))
+                continue
+            interval = (
+                "none (one seed)"
+                if math.isnan(r["low"])
+                else f"[{_fmt(r['low'])}, {_fmt(r['high'])}]"
+            )
+            std = result["seed_std"][column]
+            rows.append(
+                (
+                    label,
+                    _fmt(r["rho"]),
+                    interval,
+                    r["verdict"],
+                    "–" if math.isnan(std) else f"{100 * std:.2f}",
+                )
+            )
+        lines += [
+            markdown_table(
+                (
+                    "transfer",
+                    "ρ(R², transfer)",
+                    "95% interval",
+                    "verdict",
+                    "seed std (points)",
+                ),
+                rows,
+            ),
+            "",
+            "Seed std: the standard deviation of a cell's accuracy over seeds, "
+            "averaged over the arm's cells.",
+            "",
+        ]
+        points = (
+            paper_points(paper, spec["paper"], transfer) if spec.get("paper") else {}
+        )
+        path = _arm_figure(arm, values, labels, points, transfer, folder)
+        lines += [f"![{os.path.basename(path)}]({os.path.relpath(path, rel)})", ""]
+        if spec.get("paper") and not points:
+            lines += [
+                f"The paper's rows for this arm have no R² and linear accuracy "
+                f"on {transfer} to draw beside it.",
+                "",
+            ]
+    return lines
+
+
+def _arm_figure(arm, values, labels, points, transfer, folder):
+    """Draws R² against linear transfer per cell (seed means, std bars),
+    and the paper's points in a second panel; returns the PNG's path."""
+    from benchmark.report.plot import new_figure, save_figure
+
+    os.makedirs(folder, exist_ok=True)
+    figure = new_figure(figsize=(11 if points else 6, 4.5))
+    axes = figure.subplots(1, 2 if points else 1)
+    ours = axes[0] if points else axes
+    r2 = by_objective(values, labels, "r2")
+    _scatter_r2(ours, r2, by_objective(values, labels, "linear_probe"), labels)
+    ours.set_xlabel("class separation R² (pretraining train set)")
+    ours.set_ylabel(f"linear probe accuracy on {transfer} (%)")
+    ours.set_title(f"{arm}: this study (mean ± std over seeds)", fontsize=10)
+    if points:
+        theirs = axes[1]
+        for name, (r2_value, accuracy) in sorted(points.items()):
+            theirs.plot(r2_value, 100 * accuracy, "s", color="tab:gray")
+            theirs.annotate(name, (r2_value, 100 * accuracy), fontsize=7)
+        theirs.set_xlabel("class separation R² (ImageNet train set)")
+        theirs.set_ylabel(f"linear probe accuracy on {transfer} (%)")
+        theirs.set_title("the paper's rows (Kornblith et al. 2021)", fontsize=10)
+    path = os.path.join(folder, f"arm_{arm}.png")
+    save_figure(figure, path)
+    return path
+
+
+def _markdown(matrix, values, objectives, claims, figures, out, arms=()):
     train, bench, analysis, device = _timing(matrix.workdir)
     n_modules = len({k for k in values})
     lines = [
@@ -535,16 +734,8 @@ def _markdown(matrix, values, objectives, claims, figures, out):
         "",
         "## Results per objective (mean ± std over seeds, n)",
         "",
-        markdown_table(
-            ["objective", *(label for _, label, _ in COLUMNS)],
-            [
-                [o, *(_cell(by_objective(values, objectives, c)[o], scale)
-                      for c, _, scale in COLUMNS)]
-                for o in objectives
-            ],
-            numeric=range(1, 1 + len(COLUMNS)),
-        ),
-    ]  # fmt: skip
+        _seed_table("objective", values, objectives, COLUMNS),
+    ]
     lines += [
         "",
         "Accuracies and AUC in percent. Source top-1: the module's classifier on "
@@ -633,6 +824,7 @@ def _markdown(matrix, values, objectives, claims, figures, out):
     for path in figures:
         lines += [f"![{os.path.basename(path)}]({os.path.relpath(path, rel)})", ""]
     lines += _few_shot_section(values, objectives)
+    lines += list(arms)
     lines += (
         ["## Reading the outcome", ""]
         + _reading(claims, matrix, values, objectives)
@@ -651,15 +843,7 @@ def _few_shot_section(values, objectives):
     shown = [("r2", "R²", 1.0), ("linear_probe", "linear", 100.0)] + [
         (c, label, 100.0) for c, label in columns
     ]
-    table = markdown_table(
-        ["objective", *(label for _, label, _ in shown)],
-        [
-            [o, *(_cell(by_objective(values, objectives, c)[o], scale)
-                  for c, _, scale in shown)]
-            for o in objectives
-        ],
-        numeric=range(1, 1 + len(shown)),
-    )  # fmt: skip
+    table = _seed_table("objective", values, objectives, shown)
     correlations = []
     for column, label in [("linear_probe", "linear")] + columns:
         r = rank_correlation(values, objectives, "r2", column)

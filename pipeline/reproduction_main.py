@@ -2,7 +2,10 @@
 from `zoo-matrix --config=mini_zoo`): per objective, source accuracy, R^2,
 linear / kNN / fine-tuning transfer, Chexpert AUC, sparsity and NC1 as mean
 ± std over seeds, and the paper's four claims, each with its statistic, a
-bootstrap interval over seeds and a verdict.
+bootstrap interval over seeds and a verdict; then the few-shot numbers, and
+per arm of the study (mini_zoo: objectives, temperature, length) the rank
+correlation of R^2 with each transfer column, with its interval and verdict,
+and a figure of R^2 against linear transfer beside the paper's rows.
 Figures go to a `reproduction/` folder beside --out.
 
 Example:
@@ -27,6 +30,12 @@ flags.DEFINE_string("transfer", None, "The transfer dataset the study used.")
 flags.DEFINE_string(
     "out", None, "The report to write (default: WORKDIR/reproduction.md)."
 )
+flags.DEFINE_string(
+    "paper_leaderboard",
+    "leaderboard.csv",
+    "A leaderboard holding the paper's rows (the curated one), drawn beside "
+    "each arm of the study; a missing default file draws none.",
+)
 
 
 def main(argv):
@@ -43,7 +52,15 @@ def main(argv):
     if FLAGS.transfer:
         changes["transfer"] = FLAGS.transfer
     out = FLAGS.out or os.path.join(FLAGS.workdir, "reproduction.md")
-    claims = write_report(matrix.replace(**changes), out)
+    paper = FLAGS.paper_leaderboard
+    if not os.path.isfile(paper):
+        if FLAGS["paper_leaderboard"].present:
+            raise ValueError(
+                f"--paper_leaderboard={paper} is not a file; pass the curated "
+                "leaderboard.csv or leave the flag out"
+            )
+        paper = None
+    claims = write_report(matrix.replace(**changes), out, paper_leaderboard=paper)
     for key, claim in claims.items():
         print(f"claim ({key}): {claim['verdict']}")
     print(f"wrote {out}")

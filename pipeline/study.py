@@ -57,6 +57,8 @@ def study_record(matrix):
         "overrides": matrix.overrides,
         "config": matrix.config,
         "reference": matrix.reference,
+        "variants": matrix.variants,
+        "arms": matrix.arms,
     }
 
 
@@ -76,6 +78,8 @@ def apply_record(matrix, workdir):
         seeds=tuple(record["seeds"]),
         overrides={**record["overrides"], "dataset": record["dataset"]},
         reference=record["reference"],
+        variants=record.get("variants", matrix.variants),
+        arms=record.get("arms", matrix.arms),
     )
 
 

@@ -6,6 +6,7 @@ outcome is known."""
 
 import json
 import math
+import re
 import shutil
 
 import pytest
@@ -63,18 +64,22 @@ def get_config():
                        global_batch_size=32, holdout_fraction=0.2),
         benchmark=lambda m: (benchmark_config(m), few_shot_config(m)),
         analysis=analysis_config, reference="cosine_softmax",
+        arms={"sweep": {"labels": ("cosine_softmax",),
+                        "paper": r"cosine_softmax\\(tau=[0-9.]+\\)"}},
     )
 '''
 
 
-def test_the_mini_zoo_config_covers_every_objective_with_three_seeds():
+def test_the_mini_zoo_config_covers_every_objective_with_three_seeds(shared_data):
+    from pipeline.matrix import run_configs
+
     assert "mini_zoo" in list_matrix_configs()
     matrix = load_matrix_config("mini_zoo")
     assert sorted(matrix.objectives) == sorted(list_objectives())
     assert len(matrix.objectives) == 11 and matrix.seeds == (0, 1, 2)
     assert is_matrix_config("mini_zoo") and not is_matrix_config("imagenette")
     given = matrix.replace(transfer="cifar10_folder", chexpert="chexpert:xrays")
-    main, few_shot = given.benchmark(given)
+    main, few_shot, full = given.benchmark(given)
     names = [e.evaluator for e in main.evaluations]
     assert names == [
         "imagenet_ood",
@@ -92,6 +97,20 @@ def test_the_mini_zoo_config_covers_every_objective_with_three_seeds():
     assert few_shot.max_per_class is None
     probe = few_shot.evaluations[0].settings
     assert probe["train_examples"] == 1000 and probe["val_fraction"] == 0.2
+    # The linear probe and kNN on every image of the transfer set.
+    assert full.name == "full_transfer" and full.max_per_class is None
+    assert [e.evaluator for e in full.evaluations] == ["linear_probe", "knn"]
+    # The arms: six temperatures (the objectives' 0.05 among them), and
+    # three objectives on every training image for 10 epochs.
+    assert len(matrix.arms["temperature"]["labels"]) >= 5
+    assert "cosine_softmax" in matrix.arms["temperature"]["labels"]
+    imagenette = str(shared_data / "imagenette")
+    overrides = {**matrix.overrides, "dataset": imagenette}
+    cells = dict(run_configs(matrix.replace(seeds=(0,), overrides=overrides)))
+    assert len(cells) == 11 + 5 + 3
+    long = cells["resnet50_squared_error_long_seed0"]
+    assert (long.epochs, long.max_per_class) == (10, None)
+    assert long.base_learning_rate == 4e-5  # the objective's own override stays
 
 
 @pytest.mark.slow
@@ -142,7 +161,9 @@ def test_a_study_resumes_scores_analyses_and_reports(
     text = out.read_text()
     assert "| cosine_softmax |" in text
     # One objective: no claim can be judged, and the report says so.
-    assert text.count("| not measured |") == 4
+    claims = [li for li in text.splitlines() if li.startswith("| (")]
+    assert len(claims) == 4
+    assert all(li.endswith("| not measured |") for li in claims)
     assert (out.parent / "reproduction" / "transfer.png").is_file()
     # Each config's linear probe keeps its own column; few-shot by k.
     assert (
@@ -292,3 +313,84 @@ def test_each_configs_transfer_rows_fill_their_own_columns():
         ]
         == 0.3
     )
+
+
+def test_variants_add_cells_and_bad_ones_say_what_to_fix():
+    from pipeline.matrix import MatrixConfig, run_configs
+
+    matrix = MatrixConfig(
+        config="digits",
+        objectives=("softmax",),
+        seeds=(0, 1),
+        overrides=dict(epochs=1, max_per_class=30),
+        variants={
+            "cosine_softmax_t0.02": {
+                "objective": "cosine_softmax",
+                "objective_hparams": {"temperature": 0.02},
+            },
+            "softmax_long": {"objective": "softmax", "epochs": 4},
+        },
+        arms={"t": {"labels": ("softmax", "cosine_softmax_t0.02")}},
+    )
+    cells = dict(run_configs(matrix))
+    assert list(cells)[:3] == [  # seed-major, objectives first
+        "resnet50_softmax_seed0",
+        "resnet50_cosine_softmax_t0.02_seed0",
+        "resnet50_softmax_long_seed0",
+    ]
+    assert len(cells) == 6
+    t = cells["resnet50_cosine_softmax_t0.02_seed1"]
+    assert (t.objective, t.objective_hparams, t.seed) == (
+        "cosine_softmax",
+        {"temperature": 0.02},
+        1,
+    )
+    # A variant's settings apply after the matrix's overrides.
+    assert cells["resnet50_softmax_long_seed0"].epochs == 4
+    assert cells["resnet50_softmax_seed0"].epochs == 1
+    assert matrix.run_labels()["resnet50_softmax_long_seed1"] == ("softmax_long", 1)
+
+    for bad, says in (
+        (dict(variants={"x": {"epochs": 2}}), "matrix variant 'x' names no objective"),
+        (dict(variants={"softmax": {"objective": "softmax"}}), "also an objective"),
+        (dict(arms={"a": {"labels": ("nope",)}}), "matrix arm 'a' names ['nope']"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(says)):
+            run_configs(matrix.replace(**bad))
+
+
+def test_an_arm_reports_rank_correlations_seed_std_and_the_papers_points(tmp_path):
+    # Three temperatures x 3 seeds whose R^2 rises while transfer falls.
+    table = {
+        f"t{i}": dict(
+            r2=[0.2 + 0.1 * i + 0.01 * s for s in range(3)],
+            linear_probe=[0.5 - 0.05 * i + 0.01 * s for s in range(3)],
+            knn=[0.4 - 0.05 * i - 0.02 * s for s in range(3)],
+        )
+        for i in range(4)
+    }
+    values = _values(table)
+    columns = reproduction.transfer_columns(values)
+    assert columns == [("linear_probe", "linear"), ("knn", "kNN")]
+    result = reproduction.arm_result(values, list(table), columns)
+    linear = result["correlations"]["linear_probe"]
+    assert linear["rho"] == pytest.approx(-1.0) and linear["n"] == 4
+    assert linear["verdict"] == "reproduced" and linear["high"] < 0
+    # std over seeds of 0.50, 0.51, 0.52 is 0.01; of 0.40, 0.38, 0.36 is 0.02.
+    assert result["seed_std"]["linear_probe"] == pytest.approx(0.01)
+    assert result["seed_std"]["knn"] == pytest.approx(0.02)
+
+    # The curated leaderboard's temperature sweep: R^2 rises with tau while
+    # CIFAR-10 linear accuracy falls (the paper's Table 4 rows).
+    from pipeline.configs.mini_zoo import ARMS
+
+    rows = leaderboard.read_rows("leaderboard.csv")
+    points = reproduction.paper_points(rows, ARMS["temperature"]["paper"], "cifar10")
+    assert len(points) == 8
+    ordered = [points[k] for k in sorted(points)]
+    assert ordered[0][0] == pytest.approx(0.236) and ordered[-1][0] == pytest.approx(
+        0.77
+    )
+    assert ordered[0][1] > ordered[-1][1]
+    defaults = reproduction.paper_points(rows, ARMS["objectives"]["paper"], "cifar10")
+    assert "softmax" in defaults and not any("(" in k for k in defaults)

@@ -1,6 +1,16 @@
 """Mini-zoo: the paper's study in miniature on real images. All eleven
-objectives x 3 seeds of ResNet-50 (width x1/4) at 32 px on Imagenette, each
-module then scored through the single harness and the analyses:
+objectives x 3 seeds of ResNet-50 (width x1/4) at 32 px on Imagenette, and
+two arms of variants, each x 3 seeds:
+
+  temperature      cosine softmax at tau = 0.01, 0.02, 0.03, 0.08 and 0.15
+                   beside the objectives' 0.05 (the paper sweeps 0.01-0.08;
+                   0.15 reaches past it in case R^2 needs it at this scale);
+  length           softmax, squared error and cosine softmax (tau = 0.05)
+                   on every Imagenette training image for 10 epochs, about
+                   4x the objectives' training (9,469 x 10 against 3,000 x 8
+                   images).
+
+Each module is then scored through the single harness and the analyses:
 
   source accuracy  the module's own classifier on Imagenette val (top-1);
   transfer         CIFAR-10 linear probe, kNN and a short fine-tuning run;
@@ -13,7 +23,11 @@ module then scored through the single harness and the analyses:
                    training images and 1/5/10/25-shot ridge probes, both
                    tested on the whole test split. Its fine-tuning (3 x 2,500
                    steps of 512 images) is left out: on 2 CPU cores it would
-                   take about 100 minutes per module.
+                   take about 100 minutes per module;
+  full transfer    the linear probe and kNN on the whole transfer set
+                   (CIFAR-10: 50,000 train, 10,000 test), for the power
+                   the 2,000-image test split lacks.
+The per-seed analyses cover the eleven objectives.
 
 Command (image folders ROOT/{train,val}/<class>/*; TFDS names work too):
   zoo-matrix --config=mini_zoo --dataset=path/to/imagenette \\
@@ -25,8 +39,9 @@ exports, benchmarks and analyses are skipped (`--shard=I/N` splits the work
 across machines). On a GPU or TPU, widen it: --width_multiplier=1
 --image_size=224 --max_per_class=0 --epochs=40 (the paper's recipe needs
 ImageNet; see docs/reproduction.md).
-Expected on 2 CPU cores: about 4 minutes per module, 2-2.5 hours for the 33
-(docs/reproduction.md records the measured time and every outcome).
+Expected on 2 CPU cores: about 4 minutes per 8-epoch module and about 8 per
+long-arm module, 4-5 hours for the 57 (docs/reproduction.md records the
+measured time and every outcome).
 """
 
 from benchmark.analyses.config import AnalysisConfig
@@ -92,9 +107,73 @@ def vtab1k_config(matrix):
     )
 
 
+def full_transfer_config(matrix):
+    """Returns the linear probe and kNN on the whole transfer set."""
+    return BenchmarkConfig(
+        name="full_transfer",
+        datasets=(matrix.transfer,),
+        max_per_class=None,  # every image of both splits
+        batch_size=250,
+        evaluations=(
+            evaluation("linear_probe", num_l2=15),
+            evaluation("knn", ks=(1, 5, 10, 20, 50)),
+        ),
+    )
+
+
 def benchmark_configs(matrix):
-    """Returns the two configs every module is scored on, in turn."""
-    return benchmark_config(matrix), vtab1k_config(matrix)
+    """Returns the configs every module is scored on, in turn."""
+    return (
+        benchmark_config(matrix),
+        vtab1k_config(matrix),
+        full_transfer_config(matrix),
+    )
+
+
+TEMPERATURES = (0.01, 0.02, 0.03, 0.08, 0.15)
+LONG = ("softmax", "squared_error", "cosine_softmax")
+
+
+def variants():
+    """Returns the arms' cells: cosine softmax temperatures, and the
+    long-schedule runs."""
+    out = {
+        f"cosine_softmax_t{t}": {
+            "objective": "cosine_softmax",
+            "objective_hparams": {"temperature": t},
+        }
+        for t in TEMPERATURES
+    }
+    for objective in LONG:
+        out[f"{objective}_long"] = {
+            "objective": objective,
+            "max_per_class": None,  # every training image
+            "epochs": 10,
+        }
+    return out
+
+
+ARMS = {
+    "objectives": {
+        "labels": tuple(list_objectives()),
+        "paper": r"[a-z_]+",  # the paper's objectives at their defaults
+    },
+    "temperature": {
+        "labels": (
+            "cosine_softmax_t0.01",
+            "cosine_softmax_t0.02",
+            "cosine_softmax_t0.03",
+            "cosine_softmax",  # tau = 0.05
+            "cosine_softmax_t0.08",
+            "cosine_softmax_t0.15",
+        ),
+        "paper": r"cosine_softmax\(tau=[0-9.]+\)",
+    },
+    "length": {
+        "labels": tuple(f"{o}_long" for o in LONG),
+        "paper": r"softmax|squared_error|cosine_softmax",
+    },
+}
 
 
 def analysis_config(matrix):
@@ -126,4 +205,6 @@ def get_config():
         benchmark=benchmark_configs,
         analysis=analysis_config,
         reference="softmax",
+        variants=variants(),
+        arms=ARMS,
     )
