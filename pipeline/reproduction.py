@@ -553,7 +553,7 @@ def write_report(matrix, out, paper_leaderboard=None):
     transfer = load_benchmark_dataset(matrix.transfer).name
     from pipeline.study import benchmark_configs
 
-    main = benchmark_configs(matrix)[0].name if matrix.benchmark else None
+    main = benchmark_configs(matrix)[0][0] if matrix.benchmark else None
     values = module_values(rows, source, transfer, main, matrix.run_labels())
     objectives = list(matrix.objectives)
     reference = matrix.reference

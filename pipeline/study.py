@@ -19,6 +19,7 @@ seeds whose index % N == I.
 
 import json
 import os
+import shutil
 import time
 
 from benchmark.report.analysis_plots import write_json
@@ -84,23 +85,39 @@ def apply_record(matrix, workdir):
 
 
 def benchmark_configs(matrix):
-    """Returns the matrix's benchmark configs as a tuple (its `benchmark`
-    function may return one config or several)."""
-    configs = matrix.benchmark(matrix)
-    return tuple(configs) if isinstance(configs, (tuple, list)) else (configs,)
+    """Returns [(config name, what runs it)] of the matrix's benchmark: its
+    `benchmark` function returns one or several of a RunRequest (run like
+    any submitter's, its rows also written to a results bundle) or a
+    BenchmarkConfig (rows only)."""
+    from benchmark.runner.request import RunRequest
+
+    items = matrix.benchmark(matrix)
+    items = tuple(items) if isinstance(items, (tuple, list)) else (items,)
+    return [
+        (i.load_config().name if isinstance(i, RunRequest) else i.name, i)
+        for i in items
+    ]
 
 
-def done_marker(matrix, name, index, config):
+def done_marker(matrix, name, index, config_name):
     """Returns the file that marks module `name` scored under config
-    number `index` (`config`) of the matrix."""
-    suffix = "" if index == 0 else f".{config.name}"
+    number `index` (named `config_name`) of the matrix."""
+    suffix = "" if index == 0 else f".{config_name}"
     return os.path.join(matrix.workdir, "benchmark", f"{name}{suffix}.json")
+
+
+def bundle_folder(matrix, name, index, config_name):
+    """Returns the results bundle of module `name` under config `index`."""
+    suffix = "" if index == 0 else f".{config_name}"
+    return os.path.join(matrix.workdir, "bundles", f"{name}{suffix}")
 
 
 def benchmark_modules(matrix, summary, strategy=None, report=print):
     """Scores each exported module of `summary` under each benchmark config
-    it is not yet marked done for."""
+    it is not yet marked done for; a RunRequest's rows also go to the
+    module's results bundle, WORKDIR/bundles/NAME[.CONFIG]."""
     from benchmark.runner.harness import run_benchmark
+    from benchmark.runner.request import RunRequest
 
     configs = benchmark_configs(matrix)
     board = matrix.leaderboard
@@ -108,28 +125,45 @@ def benchmark_modules(matrix, summary, strategy=None, report=print):
     for cell in summary:
         if cell["module"] is None:
             continue
-        for index, config in enumerate(configs):
-            done = done_marker(matrix, cell["name"], index, config)
+        for index, (config_name, item) in enumerate(configs):
+            done = done_marker(matrix, cell["name"], index, config_name)
             if os.path.isfile(done):
                 continue
-            label = "" if index == 0 else f" ({config.name})"
+            label = "" if index == 0 else f" ({config_name})"
             report(f"== [benchmark] {cell['name']}{label} ==")
             start = time.perf_counter()
-            rows = run_benchmark(
-                config,
-                cell["module"],
-                cache_dir=cache,
-                strategy=strategy,
-                on_rows=lambda new: leaderboard.append_rows(board, new),
-                report=report,
-            )
+            if isinstance(item, RunRequest):
+                from benchmark.runner.execute import execute
+
+                bundle = bundle_folder(matrix, cell["name"], index, config_name)
+                if os.path.isdir(bundle):  # from a run that stopped before its marker
+                    shutil.rmtree(bundle)
+                rows = execute(
+                    item.replace(
+                        module=cell["module"],
+                        leaderboard=board,
+                        cache_dir=cache,
+                        bundle=bundle,
+                        sandbox="off",  # the study's own modules
+                    ),
+                    report=report,
+                )
+            else:
+                rows = run_benchmark(
+                    item,
+                    cell["module"],
+                    cache_dir=cache,
+                    strategy=strategy,
+                    on_rows=lambda new: leaderboard.append_rows(board, new),
+                    report=report,
+                )
             write_json(
                 done,
                 {
                     "module": cell["module"],
                     "rows": len(rows),
                     "seconds": round(time.perf_counter() - start, 1),
-                    "config": config.name,
+                    "config": config_name,
                 },
             )
 

@@ -6,33 +6,53 @@ outcome is known."""
 
 import json
 import math
+import os
 import re
 import shutil
 
 import pytest
 
+from benchmark.results import bundle as bundles
 from benchmark.results import leaderboard
 from pipeline import reproduction
 from pipeline.configs import is_matrix_config, list_matrix_configs, load_matrix_config
 from zoo.objectives import list_objectives
 
+BENCH = '''"""The tiny study's benchmark, a config file like any submitter's.
+
+Command: zoo-benchmark --config=THIS_FILE --module=MODULE --datasets=digits_5to9
+Expected: rows for source top-1, the linear probe and R^2.
+"""
+from benchmark.configs.config import BenchmarkConfig, evaluation
+
+
+def get_config():
+    return BenchmarkConfig(
+        name="tiny_study",
+        datasets=("digits_5to9",),
+        max_per_class=30,
+        evaluations=(
+            evaluation("imagenet_ood", data="digits", sets=("imagenet2012",)),
+            evaluation("linear_probe", num_l2=5),
+            evaluation("class_separation", data="digits", split="train"),
+        ),
+    )
+'''
+
 STUDY = '''"""A one-module study on digits (the tests' shared trained run)."""
 from benchmark.analyses.config import AnalysisConfig
 from benchmark.configs.config import BenchmarkConfig, evaluation
+from benchmark.runner.request import RunRequest
 from pipeline.matrix import MatrixConfig
 
 
-def benchmark_config(matrix):
+def benchmark_request(matrix):  # the bundle path: a request, as zoo-submit
     source = matrix.source_dataset()
-    return BenchmarkConfig(
-        name="tiny_study",
+    return RunRequest(
+        config=BENCH_PATH,
         datasets=(matrix.transfer,),
-        max_per_class=30,
-        evaluations=(
-            evaluation("imagenet_ood", data=source, sets=("imagenet2012",)),
-            evaluation("linear_probe", num_l2=5),
-            evaluation("class_separation", data=source, split="train"),
-        ),
+        overrides=(f"imagenet_ood.data={source}",
+                   f"class_separation.data={source}"),
     )
 
 
@@ -62,7 +82,7 @@ def get_config():
         workdir="unused", transfer="digits_5to9",
         overrides=dict(width_multiplier=0.0625, epochs=1, max_per_class=30,
                        global_batch_size=32, holdout_fraction=0.2),
-        benchmark=lambda m: (benchmark_config(m), few_shot_config(m)),
+        benchmark=lambda m: (benchmark_request(m), few_shot_config(m)),
         analysis=analysis_config, reference="cosine_softmax",
         arms={"sweep": {"labels": ("cosine_softmax",),
                         "paper": r"cosine_softmax\\(tau=[0-9.]+\\)"}},
@@ -79,7 +99,14 @@ def test_the_mini_zoo_config_covers_every_objective_with_three_seeds(shared_data
     assert len(matrix.objectives) == 11 and matrix.seeds == (0, 1, 2)
     assert is_matrix_config("mini_zoo") and not is_matrix_config("imagenette")
     given = matrix.replace(transfer="cifar10_folder", chexpert="chexpert:xrays")
-    main, few_shot, full = given.benchmark(given)
+    from pipeline.configs.mini_zoo import benchmark_config
+
+    main, few_shot, full = (r.load_config() for r in given.benchmark(given))
+    assert [r.config for r in given.benchmark(given)] == [
+        "mini_zoo",
+        "vtab1k",
+        "full_transfer",
+    ]
     names = [e.evaluator for e in main.evaluations]
     assert names == [
         "imagenet_ood",
@@ -89,11 +116,18 @@ def test_the_mini_zoo_config_covers_every_objective_with_three_seeds(shared_data
         "class_separation",
         "chexpert",
     ]
+    # The study's data reach the evaluators through the request's overrides.
+    assert (main.evaluations[0].data, main.evaluations[4].data) == (
+        given.source_dataset(),
+        given.source_dataset(),
+    )
+    assert main.evaluations[5].data == "chexpert:xrays"
     without = matrix.benchmark(matrix)[0]  # no --chexpert: no Chexpert evaluation
-    assert "chexpert" not in [e.evaluator for e in without.evaluations]
+    assert "chexpert" not in without.evaluations
+    assert "chexpert" not in [e.evaluator for e in benchmark_config(matrix).evaluations]
     # The VTAB-1k protocol on the transfer set, whole test split, no fine-tuning.
     assert few_shot.name == "vtab1k" and few_shot.datasets == ("cifar10_folder",)
-    assert [e.evaluator for e in few_shot.evaluations] == ["linear_probe", "few_shot"]
+    assert given.benchmark(given)[1].evaluations == ("linear_probe", "few_shot")
     assert few_shot.max_per_class is None
     probe = few_shot.evaluations[0].settings
     assert probe["train_examples"] == 1000 and probe["val_fraction"] == 0.2
@@ -117,8 +151,10 @@ def test_the_mini_zoo_config_covers_every_objective_with_three_seeds(shared_data
 def test_a_study_resumes_scores_analyses_and_reports(
     tmp_path, warm, trained_run, exported_module
 ):
+    bench = tmp_path / "tiny_bench.py"
+    bench.write_text(BENCH)
     config = tmp_path / "tiny_study.py"
-    config.write_text(STUDY)
+    config.write_text(STUDY.replace("BENCH_PATH", repr(str(bench))))
     work = tmp_path / "study"
     name = "resnet50_cosine_softmax_seed0"
     # The shared run and module stand in for stage 1 (the matrix skips both).
@@ -153,6 +189,28 @@ def test_a_study_resumes_scores_analyses_and_reports(
     assert again.returncode == 0, again.stderr[-3000:]
     assert "[benchmark" not in again.stdout and "[analyze]" not in again.stdout
     assert leaderboard.read_rows(str(work / "leaderboard.csv")) == rows
+
+    # The request's rows also went to a results bundle like any submitter's:
+    # it verifies, re-running every evaluation, and merges.
+    bundle = work / "bundles" / name
+    assert sorted(os.listdir(bundle)) == sorted(bundles.FILES)
+    made = bundles.read(str(bundle))
+    assert {r["evaluation"] for r in made.rows} == {
+        "imagenet_ood",
+        "linear_probe",
+        "class_separation",
+    }
+    assert made.manifest["request"]["config"] == str(tmp_path / "tiny_bench.py")
+    assert not (work / "bundles" / f"{name}.tiny_few_shot").exists()  # rows only
+    verify = ("benchmark.cli.leaderboard", "verify", str(bundle), "--rerun=all")
+    ok = warm.run(*verify, "--rerun_sandbox=off")
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    assert "FAIL" not in ok.stdout
+    curated = tmp_path / "curated.csv"
+    merge = ("benchmark.cli.leaderboard", "merge", str(bundle))
+    merged = warm.run(*merge, f"--leaderboard={curated}")
+    assert merged.returncode == 0, merged.stderr[-3000:]
+    assert len(leaderboard.read_rows(str(curated))) == len(made.rows)
 
     out = tmp_path / "docs" / "reproduction.md"
     out.parent.mkdir()

@@ -10,7 +10,10 @@ two arms of variants, each x 3 seeds:
                    4x the objectives' training (9,469 x 10 against 3,000 x 8
                    images).
 
-Each module is then scored through the single harness and the analyses:
+Each module is then scored through the single harness, like any
+submitter's (benchmark/configs/mini_zoo.py, vtab1k.py and full_transfer.py;
+one results bundle per module and config in WORKDIR/bundles/), and the
+analyses:
 
   source accuracy  the module's own classifier on Imagenette val (top-1);
   transfer         CIFAR-10 linear probe, kNN and a short fine-tuning run;
@@ -45,88 +48,60 @@ measured time and every outcome).
 """
 
 from benchmark.analyses.config import AnalysisConfig
-from benchmark.configs.config import BenchmarkConfig, evaluation
+from benchmark.configs.config import load_config as load_benchmark_config
+from benchmark.runner.request import RunRequest
 from pipeline.matrix import MatrixConfig
 from zoo.objectives import list_objectives
 
 
-def benchmark_config(matrix):
-    """Returns what every module of the matrix is scored on."""
+def benchmark_request(matrix):
+    """Returns the run request of the mini-zoo benchmark (benchmark/configs/
+    mini_zoo.py) on the study's data: its rows and bundle are what
+    `zoo-benchmark --config=mini_zoo` with the same flags would give."""
     source = matrix.source_dataset()
-    chexpert = ()
+    overrides = [f"imagenet_ood.data={source}", f"class_separation.data={source}"]
+    evaluations = None
     if matrix.chexpert:  # the NIH / CheXpert X-rays; without them, no Chexpert
-        chexpert = (
-            evaluation(
-                "chexpert",
-                data=matrix.chexpert,
-                settings=("valid",),
-                num_l2=12,
-                bootstrap_samples=200,
-            ),
+        overrides.append(f"chexpert.data={matrix.chexpert}")
+    else:
+        evaluations = tuple(
+            e.evaluator
+            for e in load_benchmark_config("mini_zoo").evaluations
+            if e.evaluator != "chexpert"
         )
-    return BenchmarkConfig(
-        name="mini_zoo",
+    return RunRequest(
+        config="mini_zoo",
         datasets=(matrix.transfer,),
-        max_per_class=200,  # CIFAR-10: 2,000 train (a fifth for selection), 2,000 test
-        batch_size=250,
-        evaluations=(
-            evaluation("imagenet_ood", data=source, sets=("imagenet2012",)),
-            evaluation("linear_probe", num_l2=15),
-            evaluation("knn", ks=(1, 5, 10, 20, 50)),
-            # One point, not the grid (0.01, 0.05): 400 validation images
-            # chose between the rates by noise (a quarter point for softmax)
-            # while their test accuracies differ by 4-5 points, at twice the
-            # cost. With 0.01 alone every module stays within the gate's
-            # tolerance of the grid's number (perf/fine_tune_budget.py;
-            # docs/benchmark_cost.md).
-            evaluation(
-                "fine_tune",
-                learning_rates=(0.01,),
-                weight_decays=(0.0,),
-                steps=150,
-                batch_size=64,
-                cache_images=True,  # the linear probe's 2,000 train images
-            ),
-            evaluation(
-                "class_separation", data=source, split="train", max_per_class=200
-            ),
-            *chexpert,
-        ),
+        overrides=tuple(overrides),
+        evaluations=evaluations,
     )
 
 
-def vtab1k_config(matrix):
-    """Returns the VTAB-1k protocol on the transfer set, without its
-    fine-tuning (rows say config=vtab1k)."""
-    from benchmark.configs import vtab1k
-
-    base = vtab1k.get_config()
-    return base.replace(
-        datasets=(matrix.transfer,),
-        evaluations=tuple(e for e in base.evaluations if e.evaluator != "fine_tune"),
-    )
-
-
-def full_transfer_config(matrix):
-    """Returns the linear probe and kNN on the whole transfer set."""
-    return BenchmarkConfig(
-        name="full_transfer",
-        datasets=(matrix.transfer,),
-        max_per_class=None,  # every image of both splits
-        batch_size=250,
-        evaluations=(
-            evaluation("linear_probe", num_l2=15),
-            evaluation("knn", ks=(1, 5, 10, 20, 50)),
-        ),
-    )
+def benchmark_config(matrix):
+    """Returns the BenchmarkConfig that benchmark_request runs."""
+    request = benchmark_request(matrix)
+    config = request.load_config()
+    if request.evaluations:
+        kept = tuple(
+            e for e in config.evaluations if e.evaluator in request.evaluations
+        )
+        config = config.replace(evaluations=kept)
+    return config
 
 
 def benchmark_configs(matrix):
-    """Returns the configs every module is scored on, in turn."""
+    """Returns the run requests every module is scored with, in turn: the
+    mini-zoo benchmark; VTAB-1k on the transfer set without its
+    fine-tuning (rows say config=vtab1k); the linear probe and kNN on the
+    whole transfer set (benchmark/configs/full_transfer.py)."""
     return (
-        benchmark_config(matrix),
-        vtab1k_config(matrix),
-        full_transfer_config(matrix),
+        benchmark_request(matrix),
+        RunRequest(
+            config="vtab1k",
+            datasets=(matrix.transfer,),
+            evaluations=("linear_probe", "few_shot"),
+        ),
+        RunRequest(config="full_transfer", datasets=(matrix.transfer,)),
     )
 
 
