@@ -825,6 +825,7 @@ def _markdown(matrix, values, objectives, claims, figures, out, arms=()):
         lines += [f"![{os.path.basename(path)}]({os.path.relpath(path, rel)})", ""]
     lines += _few_shot_section(values, objectives)
     lines += list(arms)
+    lines += _modules_section(matrix)
     lines += (
         ["## Reading the outcome", ""]
         + _reading(claims, matrix, values, objectives)
@@ -877,6 +878,67 @@ def _few_shot_section(values, objectives):
         "Claim (b) predicts ρ < 0 in every column. If collapsed features "
         "carry less information per example, the effect should be sharpest "
         "with the fewest examples: the 1-shot column.",
+        "",
+    ]
+
+
+def _folder_bytes(folder):
+    """Returns the size in bytes of the files under `folder`."""
+    return sum(
+        os.path.getsize(os.path.join(root, f))
+        for root, _, files in os.walk(folder)
+        for f in files
+    )
+
+
+def _modules_section(matrix):
+    """Returns the lines that list the study's modules (size, sha256) and
+    their results bundles, with the commands that verify and merge them."""
+    modules_dir = os.path.join(matrix.workdir, "modules")
+    bundles_dir = os.path.join(matrix.workdir, "bundles")
+    names = sorted(
+        n
+        for n in (os.listdir(modules_dir) if os.path.isdir(modules_dir) else ())
+        if os.path.isfile(os.path.join(modules_dir, n, "saved_model.pb"))
+    )
+    if not names:
+        return []
+    sizes = {n: _folder_bytes(os.path.join(modules_dir, n)) for n in names}
+    by_module = {}
+    for b in sorted(os.listdir(bundles_dir) if os.path.isdir(bundles_dir) else ()):
+        path = os.path.join(bundles_dir, b, "manifest.json")
+        if os.path.isfile(path):
+            with open(path) as f:
+                manifest = json.load(f)
+            name = os.path.basename(manifest["handle"].rstrip("/"))
+            by_module.setdefault(name, []).append(manifest)
+    rows = []
+    for n in names:
+        manifests = by_module.get(n, [])
+        sha = manifests[0]["module_sha256"][:12] if manifests else "–"
+        configs = ", ".join(
+            os.path.basename(str(m["config"])).removesuffix(".py") for m in manifests
+        )
+        rows.append((n, f"{sizes[n] / 1e6:.1f}", sha, configs or "–"))
+    total = sum(sizes.values())
+    count = sum(len(v) for v in by_module.values())
+    return [
+        "## Modules and results bundles",
+        "",
+        f"{len(names)} modules, {total / 1e6:.0f} MB in all, are kept out of the "
+        "repository: the zoo-matrix command above rebuilds them (a retrained "
+        "module has another sha256, so its bundles are made again with it). "
+        f"{count} results bundles, one per module and benchmark config, are in "
+        f"{bundles_dir}; each verifies and merges like any submission:",
+        "",
+        "```",
+        f"zoo-leaderboard verify {bundles_dir}/NAME",
+        f"zoo-leaderboard merge {bundles_dir}/* --leaderboard=leaderboard.csv",
+        "```",
+        "",
+        markdown_table(
+            ("module", "MB", "sha256", "bundles (config)"), rows, numeric=(1,)
+        ),
         "",
     ]
 
