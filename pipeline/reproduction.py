@@ -567,7 +567,11 @@ def write_report(matrix, out, paper_leaderboard=None):
     folder = os.path.join(os.path.dirname(os.path.abspath(out)), "reproduction")
     figures = _figures(values, objectives, layers, cka, folder)
     paper = leaderboard.read_rows(paper_leaderboard) if paper_leaderboard else []
-    arms = _arm_sections(matrix, values, paper, transfer, folder, out)
+    from benchmark.report.views import short_dataset
+
+    # Published by name (cifar10), never by the local path of its folder;
+    # the name is also how the paper's rows call the transfer set.
+    arms = _arm_sections(matrix, values, paper, short_dataset(transfer), folder, out)
     text = _markdown(matrix, values, objectives, claims, figures, out, arms)
     write_atomic(out, text)
     return claims

@@ -59,7 +59,7 @@ def study_record(matrix):
         "config": matrix.config,
         "reference": matrix.reference,
         "variants": matrix.variants,
-        "arms": matrix.arms,
+        "arms": [[name, spec] for name, spec in matrix.arms.items()],  # in order
     }
 
 
@@ -80,7 +80,7 @@ def apply_record(matrix, workdir):
         overrides={**record["overrides"], "dataset": record["dataset"]},
         reference=record["reference"],
         variants=record.get("variants", matrix.variants),
-        arms=record.get("arms", matrix.arms),
+        arms=dict(record.get("arms", matrix.arms.items())),
     )
 
 
