@@ -99,17 +99,24 @@ def benchmark_configs(matrix):
     ]
 
 
+def _scored_name(name, index, config_name):
+    """Returns NAME for the matrix's first benchmark config, NAME.CONFIG for
+    each further one: how its marker and bundle are named."""
+    return name if index == 0 else f"{name}.{config_name}"
+
+
 def done_marker(matrix, name, index, config_name):
     """Returns the file that marks module `name` scored under config
     number `index` (named `config_name`) of the matrix."""
-    suffix = "" if index == 0 else f".{config_name}"
-    return os.path.join(matrix.workdir, "benchmark", f"{name}{suffix}.json")
+    scored = _scored_name(name, index, config_name)
+    return os.path.join(matrix.workdir, "benchmark", f"{scored}.json")
 
 
 def bundle_folder(matrix, name, index, config_name):
     """Returns the results bundle of module `name` under config `index`."""
-    suffix = "" if index == 0 else f".{config_name}"
-    return os.path.join(matrix.workdir, "bundles", f"{name}{suffix}")
+    return os.path.join(
+        matrix.workdir, "bundles", _scored_name(name, index, config_name)
+    )
 
 
 def benchmark_modules(matrix, summary, strategy=None, report=print):
