@@ -1,7 +1,9 @@
 """zoo-matrix: train the zoo matrix (objectives x architectures x seeds) and
 export every run as a TF-Hub module; with a matrix config (a whole study,
-such as mini_zoo), also score every module through the benchmark harness and
-run the representation analyses per seed.
+such as mini_zoo), also train its variants (arms such as a temperature
+sweep), score every module through the benchmark harness under each of the
+study's benchmark configs (run requests also write results bundles to
+WORKDIR/bundles/) and run the representation analyses per seed.
 
 Examples:
   zoo-matrix --config=digits --objectives=softmax,cosine_softmax --seeds=0,1
