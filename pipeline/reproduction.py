@@ -117,10 +117,15 @@ def module_values(rows, source, transfer, main_config=None, names=None):
     return out
 
 
+def _columns(values):
+    """Returns the set of columns any module of `values` has."""
+    return {c for v in values.values() for c in v}
+
+
 def few_shot_columns(values):
     """Returns [(column, label)] of the few-shot and further-config transfer
     columns `values` holds: other configs' linear probes, then k-shot by k."""
-    present = {c for v in values.values() for c in v}
+    present = _columns(values)
     probes = sorted(c for c in present if c.startswith("linear_probe@"))
     shots = sorted(
         (c for c in present if c.startswith("shot")), key=lambda c: int(c[4:])
@@ -509,7 +514,7 @@ def paper_points(rows, pattern, transfer):
 def transfer_columns(values):
     """Returns [(column, label)] of the linear and kNN transfer columns
     `values` holds: the main config's, then each further config's."""
-    present = {c for v in values.values() for c in v}
+    present = _columns(values)
     out = []
     for base, label in (("linear_probe", "linear"), ("knn", "kNN")):
         if base in present:
@@ -596,6 +601,11 @@ def _interval_text(claim, interval):
     return interval()
 
 
+def _rho_interval(r):
+    """Returns the interval text of a rank_correlation result."""
+    return _interval_text(r, lambda: f"[{_fmt(r['low'])}, {_fmt(r['high'])}]")
+
+
 def _fmt(x, digits=3):
     return "nan" if x is None or math.isnan(x) else f"{x:+.{digits}f}"
 
@@ -646,11 +656,7 @@ def _arm_sections(matrix, values, paper, transfer, folder, out):
             if "rho" not in r:
                 rows.append((label, "–", "–", r["verdict"], "–"))
                 continue
-            interval = (
-                "none (one seed)"
-                if math.isnan(r["low"])
-                else f"[{_fmt(r['low'])}, {_fmt(r['high'])}]"
-            )
+            interval = _rho_interval(r)
             std = result["seed_std"][column]
             rows.append(
                 (
@@ -855,11 +861,7 @@ def _few_shot_section(values, objectives):
         if "rho" not in r:
             correlations.append((label, "–", "–", str(r["n"])))
             continue
-        interval = (
-            "none (one seed)"
-            if math.isnan(r["low"])
-            else f"[{_fmt(r['low'])}, {_fmt(r['high'])}]"
-        )
+        interval = _rho_interval(r)
         correlations.append((label, _fmt(r["rho"]), interval, str(r["n"])))
     return [
         "## Few-shot transfer (mean ± std over seeds, n)",
