@@ -52,6 +52,9 @@ class MatrixConfig:
         seed, each named ARCH_LABEL_seedN (e.g. {"cosine_softmax_t0.01":
         {"objective": "cosine_softmax", "objective_hparams":
         {"temperature": 0.01}}}). Their settings apply after `overrides`.
+      only_configs: None, or the names of the benchmark configs this
+        invocation scores (the others wait for a later run; markers and
+        bundles keep the names of the full list).
       arms: arm name -> {"labels": labels (objectives or variants) that
         zoo-reproduce reports together, each arm with its own rank
         correlations and figure; "paper": optional regular expression of the
@@ -75,6 +78,7 @@ class MatrixConfig:
     reference: str = "softmax"
     variants: dict = dataclasses.field(default_factory=dict)
     arms: dict = dataclasses.field(default_factory=dict)
+    only_configs: tuple | None = None
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)

@@ -11,6 +11,8 @@ Examples:
       --strategy=tpu:NAME --workdir=gs://BUCKET/zoo --archive
   zoo-matrix --config=mini_zoo --dataset=path/to/imagenette \\
       --transfer=path/to/cifar10 --chexpert=chexpert:path/to/chexpert
+Add --benchmark_configs=mini_zoo to score only the main config now (train
+first, the costlier configs later, or on another machine).
 Rerun the same command after an interruption: finished runs, benchmarks and
 analyses are skipped and the interrupted training resumes from its
 checkpoint. --config names a matrix config (mini_zoo) or a training config
@@ -44,6 +46,12 @@ flags.DEFINE_string("transfer", None, "Matrix config: the transfer dataset spec.
 flags.DEFINE_string("chexpert", None, "Matrix config: Chexpert data (chexpert:DIR).")
 flags.DEFINE_bool("export", True, "Export each run as a TF-Hub module.")
 flags.DEFINE_bool("archive", False, "Also write each module as a .tar.gz.")
+flags.DEFINE_list(
+    "benchmark_configs",
+    None,
+    "Matrix config: score only these of its benchmark configs this run "
+    "(default: all); the rest run when the command is repeated without it.",
+)
 flags.DEFINE_string(
     "shard",
     None,
@@ -97,18 +105,25 @@ def main(argv):
         "archive": FLAGS.archive,
         "transfer": FLAGS.transfer,
         "chexpert": FLAGS.chexpert,
+        "only_configs": (
+            tuple(FLAGS.benchmark_configs) if FLAGS.benchmark_configs else None
+        ),
     }
     if is_matrix_config(FLAGS.config):
         matrix = load_matrix_config(FLAGS.config)
-        changes = {k: v for k, v in given.items() if FLAGS[k].present}
+        flag_of = {"only_configs": "benchmark_configs"}
+        changes = {
+            k: v for k, v in given.items() if FLAGS[flag_of.get(k, k)].present
+        }
         matrix = matrix.replace(
             **changes, overrides={**matrix.overrides, **overrides}, shard=shard
         )
     else:
-        for name in ("transfer", "chexpert"):
+        for name in ("transfer", "chexpert", "only_configs"):
             if given.pop(name) is not None:
+                flag = "benchmark_configs" if name == "only_configs" else name
                 raise ValueError(
-                    f"--{name} is read by matrix configs only (such as mini_zoo); "
+                    f"--{flag} is read by matrix configs only (such as mini_zoo); "
                     f"--config={FLAGS.config} is a training config"
                 )
         matrix = MatrixConfig(

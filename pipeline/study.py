@@ -32,6 +32,8 @@ STUDY_FILE = "study.json"
 def run_study(matrix, strategy=None, report=print):
     """Runs every stage of `matrix`; returns the training summary. Writes
     WORKDIR/study.json (the data and sizes it used) for zoo-reproduce."""
+    if matrix.benchmark is not None:  # an unknown --benchmark_configs fails first
+        selected_configs(matrix, [name for name, _ in benchmark_configs(matrix)])
     if matrix.benchmark is not None or matrix.analysis is not None:
         write_json(os.path.join(matrix.workdir, STUDY_FILE), study_record(matrix))
 
@@ -99,6 +101,20 @@ def benchmark_configs(matrix):
     ]
 
 
+def selected_configs(matrix, names):
+    """Returns the benchmark config names of `names` this invocation runs
+    (matrix.only_configs, or all); raises ValueError for an unknown one."""
+    if matrix.only_configs is None:
+        return set(names)
+    unknown = [n for n in matrix.only_configs if n not in names]
+    if unknown:
+        raise ValueError(
+            f"--benchmark_configs names {', '.join(unknown)}, not a benchmark "
+            f"config of this matrix; choose from {', '.join(names)}"
+        )
+    return set(matrix.only_configs)
+
+
 def _scored_name(name, index, config_name):
     """Returns NAME for the matrix's first benchmark config, NAME.CONFIG for
     each further one: how its marker and bundle are named."""
@@ -127,12 +143,15 @@ def benchmark_modules(matrix, summary, strategy=None, report=print):
     from benchmark.runner.request import RunRequest
 
     configs = benchmark_configs(matrix)
+    chosen = selected_configs(matrix, [name for name, _ in configs])
     board = matrix.leaderboard
     cache = os.path.join(matrix.workdir, "feature_cache")
     for cell in summary:
         if cell["module"] is None:
             continue
         for index, (config_name, item) in enumerate(configs):
+            if config_name not in chosen:
+                continue
             done = done_marker(matrix, cell["name"], index, config_name)
             if os.path.isfile(done):
                 continue
