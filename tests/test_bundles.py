@@ -206,3 +206,60 @@ def test_the_launchers_run_the_same_sharded_command():
     for text in (slurm_text, k8s_text):
         assert "zoo-benchmark --config=paper" in text and "--bundle_root=" in text
         assert "zoo-leaderboard merge" in text
+
+
+def _local_bundle(tmp_path, handle):
+    """A bundle of one measured row whose handle and datasets are folders of
+    this machine, as a study's bundles are."""
+    from zoo.provenance import code_version
+
+    row = leaderboard.make_row(
+        source="measured",
+        handle=handle,
+        module_sha256="ab" * 32,
+        objective="softmax",
+        pretrain_dataset=f"imagefolder:{tmp_path}/data/imagenette",
+        evaluation="linear_probe",
+        dataset=f"imagefolder:{tmp_path}/data/cifar10/",
+        split="test",
+        metric="accuracy",
+        value=0.5,
+        fingerprint="abc",
+    )
+    manifest = {
+        "format_version": bundles.FORMAT_VERSION,
+        "code_version": code_version(),
+        "module_sha256": "ab" * 32,
+    }
+    out = tmp_path / "bundles" / "one"
+    bundles.write(str(out), [row], {leaderboard.row_key(row): [1, 0]}, manifest)
+    return out
+
+
+def test_portable_merge_keeps_no_folder_of_this_machine(tmp_path):
+    from benchmark.runner.submissions import MergeConflict, merge, portable_spec
+
+    assert portable_spec("imagefolder:/a/b/cifar10/") == "imagefolder:cifar10"
+    assert portable_spec("chexpert:/x/nih1000") == "chexpert:nih1000"
+    assert portable_spec("/a/b/imagenette") == "imagefolder:imagenette"
+    assert portable_spec("cifar10") == "cifar10"
+    assert portable_spec("tfds:oxford_iiit_pet") == "tfds:oxford_iiit_pet"
+    bundle = _local_bundle(tmp_path, str(tmp_path / "runs" / "modules" / "m"))
+    board = tmp_path / "board.csv"
+    assert merge(str(board), [str(bundle)], portable=True) == 1
+    (row,) = leaderboard.read_rows(str(board))
+    assert row["handle"] == os.path.join("runs", "modules", "m")
+    assert row["dataset"] == "imagefolder:cifar10"
+    assert row["pretrain_dataset"] == "imagefolder:imagenette"
+    assert str(tmp_path) not in board.read_text()
+    # Without --portable the rows keep the machine's folders, as bundles do.
+    plain = tmp_path / "plain.csv"
+    merge(str(plain), [str(bundle)])
+    assert str(tmp_path) in plain.read_text()
+    # A local module outside the board's folder is refused, nothing written.
+    elsewhere = tmp_path / "sub" / "board.csv"
+    with pytest.raises(MergeConflict) as refused:
+        merge(str(elsewhere), [str(bundle)], portable=True)
+    (line,) = refused.value.problems
+    assert "is a local path outside" in line and "publish the module" in line
+    assert not elsewhere.exists()

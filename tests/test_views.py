@@ -97,4 +97,5 @@ def test_short_dataset_names():
     assert views.short_dataset("tfds:oxford_iiit_pet") == "oxford_iiit_pet"
     assert views.short_dataset("chexpert:/x/nih1000") == "chexpert:nih1000"
     assert views.short_dataset("cifar10") == "cifar10"
+    assert views.short_dataset("imagefolder:cifar10") == "cifar10"  # merged --portable
     assert views.short_dataset("generated-c:digits_0to4") == "generated-c:digits_0to4"

@@ -17,7 +17,7 @@ Examples:
   zoo-leaderboard --summary    # mean ranks, bootstrap intervals, tied tiers
   zoo-leaderboard --html=runs/site --html_analyses=runs/analysis
   zoo-leaderboard verify BUNDLE [--rerun=none|sample|all]
-  zoo-leaderboard merge BUNDLE [BUNDLE...] --leaderboard=leaderboard.csv
+  zoo-leaderboard merge BUNDLE [BUNDLE...] --leaderboard=leaderboard.csv [--portable]
 verify exits 0 when the bundle holds, 1 when something was tampered with or
 does not reproduce (one line per failing row, after a comparison table), 2
 on bad input. merge appends every bundle's rows in one atomic write, or
@@ -107,6 +107,13 @@ flags.DEFINE_bool(
 flags.DEFINE_enum(
     "rerun", "sample", ["none", "sample", "all"], "verify: evaluations to re-run."
 )
+flags.DEFINE_bool(
+    "portable",
+    False,
+    "merge: keep no folder of this machine in the board: image folder and "
+    "Chexpert specs become imagefolder:NAME / chexpert:NAME, a local module "
+    "handle becomes relative to the board's folder (refused outside it).",
+)
 flags.DEFINE_string("verify", None, "Same as the verify command: the bundle to verify.")
 flags.DEFINE_enum(
     "rerun_sandbox", "auto", ["auto", "require", "off"], "verify: --sandbox of re-runs."
@@ -137,7 +144,7 @@ def merge_main(paths):
             "checkout, the curated one is leaderboard.csv)"
         )
     try:
-        count = merge(FLAGS.leaderboard, paths)
+        count = merge(FLAGS.leaderboard, paths, portable=FLAGS.portable)
     except MergeConflict as e:
         for line in e.problems:
             print(f"FAIL: {line}", file=sys.stderr)

@@ -45,7 +45,7 @@ def short_dataset(name):
         return name
     if kind == "tfds":
         return rest
-    if kind in ("imagefolder", "chexpert") and rest.startswith("/"):
+    if kind in ("imagefolder", "chexpert"):
         leaf = rest.rstrip("/").rsplit("/", 1)[-1]
         return leaf if kind == "imagefolder" else f"chexpert:{leaf}"
     return name

@@ -100,17 +100,61 @@ def verify(path, rerun="sample", sandbox="auto", resolve=None, report=print):
     return problems
 
 
-def merge(board, paths):
+def portable_spec(spec):
+    """Returns a dataset spec without the machine's folders: an image folder
+    or Chexpert folder given by path becomes `imagefolder:NAME` /
+    `chexpert:NAME` (NAME its folder name); other specs are returned as they
+    are."""
+    kind, sep, rest = spec.partition(":")
+    if not sep or kind not in ("imagefolder", "chexpert"):
+        if spec.startswith(("/", ".", "~")):  # a bare image folder path
+            kind, rest = "imagefolder", spec
+        else:
+            return spec
+    leaf = rest.rstrip("/").rsplit("/", 1)[-1]
+    return f"{kind}:{leaf}"
+
+
+def portable_row(row, root):
+    """Returns `row` as a curated board keeps it: dataset specs through
+    portable_spec and a local module handle relative to `root` (the board's
+    folder). Raises ValueError for a local handle outside `root`, which no
+    one else could find."""
+    row = dict(row)
+    for column in ("dataset", "pretrain_dataset"):
+        if row.get(column):
+            row[column] = portable_spec(row[column])
+    handle = row.get("handle", "")
+    if handle and "://" not in handle and os.path.isabs(handle):
+        relative = os.path.relpath(handle, root)
+        if relative.startswith(".."):
+            raise ValueError(
+                f"module {handle} is a local path outside {root}; publish the "
+                "module and merge a bundle whose handle is its URL"
+            )
+        row["handle"] = relative
+    return row
+
+
+def merge(board, paths, portable=False):
     """Appends the rows of the bundles at `paths` to `board` in one atomic
     write; returns the number of rows. A bundle that fails its checks, or a
     row whose key the leaderboard holds with another value, is refused
-    (ValueError naming it) and nothing is written."""
+    (ValueError naming it) and nothing is written. `portable`: rows go in
+    through portable_row (no folder of this machine in the board)."""
     existing = {leaderboard.row_key(r): r for r in leaderboard.read_rows(board)}
+    root = os.path.dirname(os.path.abspath(board))
     new, problems = {}, []
     for path in paths:
         b = bundles.read(path)
         problems += [f"{path}: {p}" for p in bundles.check(b)]
         for row in b.rows:
+            if portable:
+                try:
+                    row = portable_row(row, root)
+                except ValueError as e:
+                    problems.append(f"{path}: {e}")
+                    break
             key = leaderboard.row_key(row)
             for other in (existing.get(key), new.get(key)):
                 if other is not None and other["value"] != row["value"]:
