@@ -21,6 +21,9 @@ by a fixed random matrix, plus per-example latent and per-feature Gaussian
 noise, then a ReLU (non-negative, about 60% zeros, mean about 0.4); test accuracy
 is about 73% for 10 classes, neither chance nor 100%.
 
+With --compare_plain, ours also runs without the preconditioner (the solver
+before it), on the same features.
+
 Also printed: peak memory (the process's peak resident set after the
 features, after ours, after the baseline), and the floor set by the
 solver's own arithmetic: every L-BFGS solve's iterations (plus one for the
@@ -35,6 +38,10 @@ Command (about 12 minutes on 2 shared CPU cores, 11 of them the baseline):
   .venv/bin/python perf/linear_probe.py --n 50000 --classes 100 --num_l2 15 \\
       --baseline_first 5
   .venv/bin/python perf/linear_probe.py --n 717 --d 256 --classes 5  # demo size
+  # Real features from a benchmark feature cache, ours with and without the
+  # preconditioner, no baseline:
+  .venv/bin/python perf/linear_probe.py --features=TRAIN.npz,TEST.npz \
+      --num_l2 15 --skip_baseline --compare_plain
 
 Measured (2 CPU cores shared with other jobs, TF 2.21, scikit-learn 1.9.1):
   10,000 x 2,048, 10 classes: ours 40.3 s, sklearn 659.8 s (16.4x); test
@@ -132,11 +139,14 @@ def ours_on_grid(train_x, train_y, test_x, test_y, evaluator, grid):
 
 class IterationLog:
     """Records (rows, iterations) of every L-BFGS solve while active: the
-    solver's own count, read from each Solution it returns."""
+    solver's own count, read from each Solution it returns; and the seconds
+    spent building preconditioners (`build_seconds`)."""
 
     def __init__(self):
         self.solves = []
+        self.build_seconds = 0.0
         self._solve = logistic.fit_logistic_regression
+        self._build = logistic.Preconditioner.__init__
 
     def __enter__(self):
         def solve(x, y, *args, **kwargs):
@@ -144,11 +154,18 @@ class IterationLog:
             self.solves.append((len(y), solution.iterations))
             return solution
 
+        def build(rotation, x):
+            start = time.perf_counter()
+            self._build(rotation, x)
+            self.build_seconds += time.perf_counter() - start
+
         logistic.fit_logistic_regression = solve
+        logistic.Preconditioner.__init__ = build
         return self
 
     def __exit__(self, *exc):
         logistic.fit_logistic_regression = self._solve
+        logistic.Preconditioner.__init__ = self._build
 
 
 def gemm_pair_seconds(x, classes, repeats=5):
@@ -188,6 +205,18 @@ def floor_seconds(solves, x, train_rows, classes):
     return floor, sum(i for _, i in solves), gflops
 
 
+def load_features(spec):
+    """Returns ((train x, y), (test x, y)) from "TRAIN.npz,TEST.npz"."""
+    paths = spec.split(",")
+    if len(paths) != 2:
+        raise ValueError(f"give two files, TRAIN.npz,TEST.npz; got {spec!r}")
+    out = []
+    for path in paths:
+        with np.load(path) as data:
+            out.append((data["features"].astype(np.float32), data["labels"]))
+    return out
+
+
 def peak_rss_gb():
     """Returns the process's peak resident memory so far, in GB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
@@ -211,7 +240,18 @@ def main(argv=None):
         help="lambdas of the protocol (default: the evaluator's 45; the "
         "mini-zoo config uses 15)",
     )
+    parser.add_argument(
+        "--features",
+        default=None,
+        help="TRAIN.npz,TEST.npz: real features instead of synthetic ones, "
+        "two files of a benchmark feature cache (arrays features, labels)",
+    )
     parser.add_argument("--skip_baseline", action="store_true")
+    parser.add_argument(
+        "--compare_plain",
+        action="store_true",
+        help="also run ours without the preconditioner (the solver before it)",
+    )
     parser.add_argument(
         "--baseline_every",
         type=int,
@@ -229,10 +269,18 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     n_test = args.n_test or max(args.n // 4, args.classes)
-    train_x, train_y = make_features(args.n, args.d, args.classes, args.seed)
-    test_x, test_y = make_features(n_test, args.d, args.classes, args.seed)
+    if args.features:
+        try:
+            (train_x, train_y), (test_x, test_y) = load_features(args.features)
+        except (OSError, KeyError, ValueError) as e:
+            parser.error(f"--features: {e}")
+        args.n, args.d = train_x.shape
+        args.classes = int(train_y.max()) + 1
+    else:
+        train_x, train_y = make_features(args.n, args.d, args.classes, args.seed)
+        test_x, test_y = make_features(n_test, args.d, args.classes, args.seed)
     # Different n give different draws, but n_test == n would repeat train.
-    if n_test == args.n:
+    if n_test == args.n and not args.features:
         test_x, test_y = make_features(n_test + 1, args.d, args.classes, args.seed)
     train, test = _feature_set(train_x, train_y), _feature_set(test_x, test_y)
     if args.num_l2 is not None and args.num_l2 < 1:
@@ -266,11 +314,25 @@ def main(argv=None):
     split = evaluator.val_fraction, evaluator.val_seed
     tr, _ = metrics.stratified_split(train_y, *split)
     floor, iterations, gflops = floor_seconds(log.solves, train_x, tr, args.classes)
+    floor += log.build_seconds
     print(
         f"floor: {iterations} iterations in {len(log.solves)} solves x 2 products "
-        f"at {gflops:.1f} GFLOP/s (float32 GEMM, measured now): {floor:.1f} s; "
+        f"at {gflops:.1f} GFLOP/s (float32 GEMM, measured now), plus "
+        f"{log.build_seconds:.1f} s building preconditioners: {floor:.1f} s; "
         f"ratio ours / floor {ours_time / floor:.2f} (goal <= 2)"
     )
+    if args.compare_plain:
+        start = time.perf_counter()
+        with IterationLog() as plain_log, logistic.without_preconditioning():
+            (plain,) = evaluator.evaluate(train, test)
+        plain_time = time.perf_counter() - start
+        plain_iterations = sum(i for _, i in plain_log.solves)
+        print(
+            f"ours without preconditioner: {plain_time:8.1f} s  "
+            f"test top-1 {100 * plain.value:.2f}%  lambda {plain.selected['l2']:.3g}  "
+            f"{plain_iterations} iterations; preconditioned is "
+            f"{plain_time / ours_time:.2f}x faster"
+        )
     if args.skip_baseline:
         return 0
     grid = evaluator.l2_grid()[: args.baseline_first][:: args.baseline_every]

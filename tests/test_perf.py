@@ -1,4 +1,4 @@
-"""perf/train_loop.py and perf/gpu.sh run end to end at a tiny size and print the
+"""perf/train_loop.py, perf/gpu.sh and perf/linear_probe.py run end to end at a tiny size and print the
 lines its docstring promises (throughputs and ratios; no timing is asserted:
 speed targets are read from the script's output, not from tests)."""
 
@@ -96,3 +96,43 @@ def test_fine_tune_budget_refuses_a_malformed_variant_before_training():
         assert done.stdout == ""
         assert "--variant must be KEY=VALUE" in done.stderr.splitlines()[-1]
         assert "Traceback" not in done.stderr
+
+
+def test_linear_probe_benchmark_on_feature_files_with_and_without_preconditioner(
+    tmp_path,
+):
+    """perf/linear_probe.py --features (real feature files, here written by
+    the test) --compare_plain: both solvers, their test accuracies, the
+    floor and its ratio; a bad --features is one line, exit 2."""
+    import numpy as np
+
+    rng = np.random.RandomState(0)
+    files = []
+    for split, n in (("train", 300), ("test", 100)):
+        y = np.arange(n) % 3
+        x = np.maximum(rng.randn(n, 16) + np.eye(16)[y] + 0.3, 0.0)
+        path = tmp_path / f"{split}.npz"
+        np.savez(path, features=x.astype(np.float32), labels=y)
+        files.append(str(path))
+    command = [sys.executable, "perf/linear_probe.py", "--num_l2", "5"]
+    done = subprocess.run(
+        [*command, f"--features={','.join(files)}", "--skip_baseline", "--compare_plain"],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert "features: train 300 x 16, test 100, 3 classes; 5 lambdas" in out
+    ours = re.search(r"ours +\(TF L-BFGS, float32\): +[\d.]+ s  test top-1 ([\d.]+)%", out)
+    plain = re.search(
+        r"ours without preconditioner: +[\d.]+ s  test top-1 ([\d.]+)%.* (\d+) "
+        r"iterations; preconditioned is [\d.]+x faster",
+        out,
+    )
+    assert ours and plain, out
+    assert abs(float(ours.group(1)) - float(plain.group(1))) <= 2.0  # 2 of 100
+    assert re.search(r"building preconditioners: [\d.]+ s; ratio ours / floor", out)
+    bad = subprocess.run(
+        [*command, "--features=only_one.npz", "--skip_baseline"],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "--features: give two files" in bad.stderr
