@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from scipy import optimize
+from scipy import optimize, special
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
@@ -201,6 +201,24 @@ def test_sweeps_precondition_where_it_pays_and_not_inside_the_switch():
     with logistic.without_preconditioning():
         assert logistic.Preconditioner.where_it_pays(tf.constant(x), 3) is None
     assert logistic.Preconditioner.where_it_pays(tf.constant(x), 3) is not None
+
+
+def test_carried_probabilities_are_renormalised_each_step():
+    """The solver carries softmax probabilities from step to step; a row whose
+    sum drifted from 1 (float32 rounding on saturated rows) comes back
+    summing to 1, so the drift cannot grow into NaN over hundreds of
+    iterations (it did on a Chexpert pathology at lambda 2e-5), and the
+    change of log-sum-exp stays exact for rows that did not drift."""
+    rng = np.random.RandomState(0)
+    logits = rng.randn(6, 3) * 8.0  # saturated rows
+    probs = tf.nn.softmax(tf.constant(logits, tf.float32))
+    shift = 0.5 * rng.randn(6, 3)
+    change, moved = logistic._near_shift(probs * (1.0 + 1e-3), tf.constant(shift, tf.float32))
+    np.testing.assert_allclose(tf.reduce_sum(moved, 1).numpy(), 1.0, rtol=1e-6)
+    change, moved = logistic._near_shift(probs, tf.constant(shift, tf.float32))
+    exact = special.logsumexp(logits + shift, axis=1) - special.logsumexp(logits, axis=1)
+    np.testing.assert_allclose(change.numpy(), exact, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(moved.numpy(), special.softmax(logits + shift, 1), atol=1e-6)
 
 
 def test_lbfgs_float32_solution_equals_float64():

@@ -456,6 +456,19 @@ def _direction(grad, state):
     return -h_grad
 
 
+def _near_shift(probs, shift):
+    """Returns per-row lse(z + a) - lse(z) = log sum_k p_k e^{a_k} and
+    softmax(z + a), for p = softmax(z), through log1p / expm1 so that tiny
+    changes do not cancel. The probabilities are normalised by their own
+    sum, not by 1 + the change: carried from step to step, rows whose sum
+    drifted from 1 (float32 on saturated rows) would otherwise drift further
+    each step, up to NaN."""
+    grow = tf.math.expm1(shift)
+    total = tf.reduce_sum(probs * grow, axis=1)
+    scaled = probs * (grow + 1.0)
+    return tf.math.log1p(total), scaled / tf.reduce_sum(scaled, axis=1)[:, None]
+
+
 def _line_search(problem, logits, probs, logits_step, slope0, wd, dd):
     """Returns (alpha, objective change, probs at alpha, found) along a direction.
 
@@ -469,11 +482,7 @@ def _line_search(problem, logits, probs, logits_step, slope0, wd, dd):
     step_label = tf.reduce_sum(logits_step * problem.onehot, axis=1)
 
     def near(shift):
-        """Per-row lse(z + a) - lse(z) = log sum_k p_k e^{a_k} and softmax(z + a),
-        through log1p / expm1 so that tiny changes do not cancel."""
-        grow = tf.math.expm1(shift)
-        total = tf.reduce_sum(probs * grow, axis=1)
-        return tf.math.log1p(total), probs * (grow + 1.0) / (1.0 + total)[:, None]
+        return _near_shift(probs, shift)
 
     def far(shift):
         """As `near`, through logsumexp: exact enough when changes are large."""
@@ -550,6 +559,16 @@ def _iterate(problem, state, max_iter, tol):
     )
     theta = state.theta + alpha * direction
     new_grad = _gradient(problem, theta, probs)
+    # A step whose probabilities or gradient are not finite (float32 at
+    # saturated probabilities, on separable data at tiny lambda) is not
+    # taken: the solver goes on from the last finite point, or stops there.
+    found = tf.logical_and(
+        found,
+        tf.logical_and(
+            tf.math.is_finite(change),
+            tf.reduce_all(tf.math.is_finite(new_grad)),
+        ),
+    )
     s = tf.reshape(alpha * direction, [-1])
     y = tf.reshape(new_grad, [-1]) - grad
     sy, yy = tf.reduce_sum(s * y), tf.reduce_sum(y * y)
