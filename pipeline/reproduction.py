@@ -935,11 +935,14 @@ def _modules_section(matrix):
         "repository: the zoo-matrix command above rebuilds them (a retrained "
         "module has another sha256, so its bundles are made again with it). "
         f"{count} results bundles, one per module and benchmark config, are in "
-        f"{bundles_dir}; each verifies and merges like any submission:",
+        f"{bundles_dir}; each verifies and merges like any submission "
+        "(`--portable`: the curated board names the data by folder name and "
+        "each module by its path in the checkout, never this machine's folders):",
         "",
         "```",
         f"zoo-leaderboard verify {bundles_dir}/NAME",
-        f"zoo-leaderboard merge {bundles_dir}/* --leaderboard=leaderboard.csv",
+        f"zoo-leaderboard merge {bundles_dir}/* --leaderboard=leaderboard.csv "
+        "--portable",
         "```",
         "",
         markdown_table(

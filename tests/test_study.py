@@ -161,12 +161,17 @@ def test_a_study_resumes_scores_analyses_and_reports(
     shutil.copytree(trained_run, work / "train" / name)
     shutil.copytree(exported_module[0], work / "modules" / name)
     args = [f"--config={config}", f"--workdir={work}"]
-    first = warm.run("pipeline.matrix_main", *args)
+    # --benchmark_configs: the main config now, the other on a later run.
+    first = warm.run("pipeline.matrix_main", *args, "--benchmark_configs=tiny_study")
     assert first.returncode == 0, first.stderr[-3000:]
     assert f"[matrix] {name}: already trained, skipping training" in first.stdout
     assert f"== [benchmark] {name} ==" in first.stdout
-    assert f"== [benchmark] {name} (tiny_few_shot) ==" in first.stdout
+    assert "tiny_few_shot" not in first.stdout
     assert "== [analyze] seed 0: 1 modules ==" in first.stdout
+    second = warm.run("pipeline.matrix_main", *args)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"== [benchmark] {name} (tiny_few_shot) ==" in second.stdout
+    assert f"== [benchmark] {name} ==" not in second.stdout
     rows = leaderboard.read_rows(str(work / "leaderboard.csv"))
     found = {(r["evaluation"], r["metric"]) for r in rows}
     assert {
@@ -207,10 +212,14 @@ def test_a_study_resumes_scores_analyses_and_reports(
     assert ok.returncode == 0, ok.stderr[-3000:]
     assert "FAIL" not in ok.stdout
     curated = tmp_path / "curated.csv"
-    merge = ("benchmark.cli.leaderboard", "merge", str(bundle))
+    merge = ("benchmark.cli.leaderboard", "merge", str(bundle), "--portable")
     merged = warm.run(*merge, f"--leaderboard={curated}")
     assert merged.returncode == 0, merged.stderr[-3000:]
-    assert len(leaderboard.read_rows(str(curated))) == len(made.rows)
+    curated_rows = leaderboard.read_rows(str(curated))
+    assert len(curated_rows) == len(made.rows)
+    # The curated board names the module by its path beside the board.
+    assert {r["handle"] for r in curated_rows} == {f"study/modules/{name}"}
+    assert str(tmp_path) not in curated.read_text()
 
     out = tmp_path / "docs" / "reproduction.md"
     out.parent.mkdir()
@@ -243,6 +252,12 @@ def test_a_study_resumes_scores_analyses_and_reports(
     assert bad.stderr.strip().splitlines() == [
         "error: --transfer is read by matrix configs only (such as mini_zoo); "
         "--config=digits is a training config"
+    ]
+    unknown = warm.run("pipeline.matrix_main", *args, "--benchmark_configs=nope")
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip().splitlines() == [
+        "error: --benchmark_configs names nope, not a benchmark config of this "
+        "matrix; choose from tiny_study, tiny_few_shot"
     ]
 
 
