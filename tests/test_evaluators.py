@@ -198,6 +198,10 @@ def test_sweeps_precondition_where_it_pays_and_not_inside_the_switch():
     assert logistic.Preconditioner.where_it_pays(tf.constant(x), 3) is not None
     wide = tf.zeros([50, 4000])  # an eigendecomposition of 4000 x 4000: no
     assert logistic.Preconditioner.where_it_pays(wide, 3) is None
+    round_ = np.random.RandomState(0).randn(400, 14).astype(np.float32)
+    assert logistic.Preconditioner(round_).spread() < 10  # well conditioned: no
+    assert logistic.Preconditioner.where_it_pays(tf.constant(round_), 3) is None
+    assert logistic.Preconditioner(x).spread() > 1e4
     with logistic.without_preconditioning():
         assert logistic.Preconditioner.where_it_pays(tf.constant(x), 3) is None
     assert logistic.Preconditioner.where_it_pays(tf.constant(x), 3) is not None
@@ -213,12 +217,18 @@ def test_carried_probabilities_are_renormalised_each_step():
     logits = rng.randn(6, 3) * 8.0  # saturated rows
     probs = tf.nn.softmax(tf.constant(logits, tf.float32))
     shift = 0.5 * rng.randn(6, 3)
-    change, moved = logistic._near_shift(probs * (1.0 + 1e-3), tf.constant(shift, tf.float32))
+    change, moved = logistic._near_shift(
+        probs * (1.0 + 1e-3), tf.constant(shift, tf.float32)
+    )
     np.testing.assert_allclose(tf.reduce_sum(moved, 1).numpy(), 1.0, rtol=1e-6)
     change, moved = logistic._near_shift(probs, tf.constant(shift, tf.float32))
-    exact = special.logsumexp(logits + shift, axis=1) - special.logsumexp(logits, axis=1)
+    exact = special.logsumexp(logits + shift, axis=1) - special.logsumexp(
+        logits, axis=1
+    )
     np.testing.assert_allclose(change.numpy(), exact, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(moved.numpy(), special.softmax(logits + shift, 1), atol=1e-6)
+    np.testing.assert_allclose(
+        moved.numpy(), special.softmax(logits + shift, 1), atol=1e-6
+    )
 
 
 def test_lbfgs_float32_solution_equals_float64():

@@ -1,6 +1,7 @@
-"""perf/train_loop.py, perf/gpu.sh and perf/linear_probe.py run end to end at a tiny size and print the
-lines its docstring promises (throughputs and ratios; no timing is asserted:
-speed targets are read from the script's output, not from tests)."""
+"""perf/train_loop.py, perf/gpu.sh and perf/linear_probe.py run end to end at
+a tiny size and print the lines their docstrings promise (throughputs and
+ratios; no timing is asserted: speed targets are read from the script's
+output, not from tests)."""
 
 import os
 import re
@@ -115,14 +116,17 @@ def test_linear_probe_benchmark_on_feature_files_with_and_without_preconditioner
         np.savez(path, features=x.astype(np.float32), labels=y)
         files.append(str(path))
     command = [sys.executable, "perf/linear_probe.py", "--num_l2", "5"]
+    flags = [f"--features={','.join(files)}", "--skip_baseline", "--compare_plain"]
     done = subprocess.run(
-        [*command, f"--features={','.join(files)}", "--skip_baseline", "--compare_plain"],
+        [*command, *flags],
         capture_output=True, text=True, cwd=REPO, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     assert "features: train 300 x 16, test 100, 3 classes; 5 lambdas" in out
-    ours = re.search(r"ours +\(TF L-BFGS, float32\): +[\d.]+ s  test top-1 ([\d.]+)%", out)
+    ours = re.search(
+        r"ours +\(TF L-BFGS, float32\): +[\d.]+ s  test top-1 ([\d.]+)%", out
+    )
     plain = re.search(
         r"ours without preconditioner: +[\d.]+ s  test top-1 ([\d.]+)%.* (\d+) "
         r"iterations; preconditioned is [\d.]+x faster",

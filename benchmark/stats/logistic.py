@@ -46,15 +46,18 @@ costs two [n, d] x [d, K] matrix products and nothing else of that size:
     15-lambda sweep took 1,536 iterations instead of 7,354 at n = 10,000 and
     4,475 instead of 8,007 at n = 40,000 (the plain solver hit max_iter on 7
     lambdas), reaching equal or lower objectives. On perf/linear_probe.py's
-    synthetic features, which are well conditioned, it takes about 1.4x more
-    iterations (perf/linear_probe.py --compare_plain shows both). The floor
-    (lambda / n, at least 1e-3 of the largest curvature) keeps the scaled
-    problem within float32's reach. It is an exact change of
-    variables: the objective, its minimiser and the convergence test (on the
-    original W's gradient) are unchanged. Its cost is one covariance, one
-    eigendecomposition and one rotation of X per matrix (2 n d^2 + O(d^3)),
-    shared by every lambda of a sweep; each iteration adds a [K, d] x [d, d]
-    product for the convergence test.
+    synthetic features, which are well conditioned, it took about 1.4x more
+    iterations, so it is used only when the covariance's spread (largest
+    eigenvalue over its 10th percentile) is at least 100: about 19 there,
+    about 28,000 on the mini-zoo features (perf/linear_probe.py
+    --compare_plain shows both solvers). The floor (lambda / n, at least
+    1e-3 of the largest curvature) keeps the scaled problem within
+    float32's reach. It is an exact change of variables: the objective, its
+    minimiser and the convergence test (on the original W's gradient) are
+    unchanged. Its cost is one covariance, one eigendecomposition and one
+    rotation of X per matrix (2 n d^2 + O(d^3); the rotation only when
+    used), shared by every lambda of a sweep; each iteration adds a [K, d] x
+    [d, d] product for the convergence test.
 
 Arithmetic is float32 (features are stored as float32; float32 products cost
 under half of float64 ones on CPU): objectives at the solutions match a
@@ -216,6 +219,10 @@ class Preconditioner:
 
     # Use it when its one-off cost is below this many iterations' products.
     PAYS_WITHIN_ITERATIONS = 100
+    # Well-conditioned features (perf/linear_probe.py's synthetic ones have a
+    # spread of about 19) converge as fast without it; penultimate features
+    # of trained networks, with rarely active units, have spreads of 1e4+.
+    MIN_SPREAD = 100.0
     FLOOR = 1e-4
 
     def __init__(self, x):
@@ -228,20 +235,43 @@ class Preconditioner:
         self.eigenvalues = np.maximum(eigenvalues, 0.0)
         self.basis = basis
         self.mean = mean.numpy().astype(np.float64)
-        self.rotated = tf.matmul(centred, tf.constant(basis, x.dtype))
+        self._x = x
+        self._rotated = None
+
+    @property
+    def rotated(self):
+        """(x - mean) U, computed on first use (a sweep that skips the
+        preconditioner never pays for it)."""
+        if self._rotated is None:
+            mean = tf.constant(self.mean, self._x.dtype)
+            self._rotated = tf.matmul(
+                self._x - mean, tf.constant(self.basis, self._x.dtype)
+            )
+            self._x = None
+        return self._rotated
+
+    def spread(self):
+        """Returns the covariance's largest eigenvalue over its 10th
+        percentile: how ill-conditioned the features are."""
+        low = np.percentile(self.eigenvalues, 10)
+        return float(self.eigenvalues.max() / max(low, 1e-30))
 
     @classmethod
     def where_it_pays(cls, x, num_classes):
         """Returns a Preconditioner of x when building it costs fewer FLOPs
         than PAYS_WITHIN_ITERATIONS L-BFGS iterations (each two [n, d] x
-        [d, K] products), else None (and always None inside
+        [d, K] products) and the features are ill-conditioned (spread() at
+        least MIN_SPREAD); else None (and always None inside
         `without_preconditioning()`)."""
         if not _PRECONDITION[0]:
             return None
         n, d = (int(v) for v in x.shape)
         build = 4.0 * n * d * d + 10.0 * d**3  # covariance, rotation, eigh
         iteration = 4.0 * n * d * num_classes
-        return cls(x) if build < cls.PAYS_WITHIN_ITERATIONS * iteration else None
+        if build >= cls.PAYS_WITHIN_ITERATIONS * iteration:
+            return None
+        rotation = cls(x)
+        return rotation if rotation.spread() >= cls.MIN_SPREAD else None
 
     def scale(self, l2, num_classes):
         """Returns s [d]: (e_j / K + lambda / n)^(-1/2), relative to its max."""
@@ -336,7 +366,11 @@ def fit_logistic_regression(
         scale = np.ones(dim)
     else:  # W = (V * s) U^T and b = b_Y - W mean, from the rotated problem
         x = rotation.rotated
-        scale, basis, shift = rotation.scale(l2, num_classes), rotation.basis, rotation.mean
+        scale, basis, shift = (
+            rotation.scale(l2, num_classes),
+            rotation.basis,
+            rotation.mean,
+        )
         b = b + w @ shift
         w = (w @ basis) / scale
         rotated = (tf.constant(basis, dtype), tf.constant(shift, dtype))
@@ -659,7 +693,7 @@ def _minimise(x, labels, theta, l2, max_iter, tol, scale, basis=None, shift=None
     status); theta = [V | b] in and out, the weights W = V * s (rotated by
     basis^T when preconditioned)."""
     dtype = x.dtype
-    num_classes, dim = tf.shape(theta)[0], tf.shape(x)[1]
+    num_classes = tf.shape(theta)[0]
     mean = tf.reduce_mean(x, axis=0)
     problem = _Problem(
         x=x,
