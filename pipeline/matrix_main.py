@@ -112,9 +112,7 @@ def main(argv):
     if is_matrix_config(FLAGS.config):
         matrix = load_matrix_config(FLAGS.config)
         flag_of = {"only_configs": "benchmark_configs"}
-        changes = {
-            k: v for k, v in given.items() if FLAGS[flag_of.get(k, k)].present
-        }
+        changes = {k: v for k, v in given.items() if FLAGS[flag_of.get(k, k)].present}
         matrix = matrix.replace(
             **changes, overrides={**matrix.overrides, **overrides}, shard=shard
         )
