@@ -834,6 +834,7 @@ def _markdown(matrix, values, objectives, claims, figures, out, arms=()):
     for path in figures:
         lines += [f"![{os.path.basename(path)}]({os.path.relpath(path, rel)})", ""]
     lines += _few_shot_section(values, objectives)
+    lines += _power_section(values, matrix.labels())
     lines += list(arms)
     lines += _modules_section(matrix)
     lines += (
@@ -884,6 +885,71 @@ def _few_shot_section(values, objectives):
         "Claim (b) predicts ρ < 0 in every column. If collapsed features "
         "carry less information per example, the effect should be sharpest "
         "with the fewest examples: the 1-shot column.",
+        "",
+    ]
+
+
+def seed_spread(values, labels, config):
+    """Returns {label: {column: std over seeds}} for the labels with at least
+    two seeds measured under `config`, the linear probe and kNN of the main
+    config and of `config` on the same seeds (a fair before / after)."""
+    out = {}
+    for label in labels:
+        keys = [
+            k
+            for k, v in values.items()
+            if k[0] == label and f"linear_probe@{config}" in v
+        ]
+        if len(keys) < 2:
+            continue
+        out[label] = {}
+        for base in ("linear_probe", "knn"):
+            for column in (base, f"{base}@{config}"):
+                got = [values[k][column] for k in keys if column in values[k]]
+                if len(got) == len(keys):
+                    out[label][column] = _std(got)
+        out[label]["seeds"] = len(keys)
+    return out
+
+
+def _power_section(values, labels, config="full_transfer"):
+    """Returns the lines comparing the between-seed std of linear and kNN
+    transfer at the main config's size with `config`'s (the whole transfer
+    set), on the same seeds; [] when no cell has two seeds of it."""
+    spread = seed_spread(values, labels, config)
+    if not spread:
+        return []
+    columns = [
+        ("linear_probe", "linear, main"),
+        (f"linear_probe@{config}", f"linear, {config}"),
+        ("knn", "kNN, main"),
+        (f"knn@{config}", f"kNN, {config}"),
+    ]
+
+    def cell(x):
+        return "–" if x is None or math.isnan(x) else f"{100 * x:.2f}"
+
+    rows = [
+        (label, str(v["seeds"]), *(cell(v.get(c)) for c, _ in columns))
+        for label, v in spread.items()
+    ]
+    means = {
+        c: _mean([v[c] for v in spread.values() if c in v])
+        for c, _ in columns
+        if any(c in v for v in spread.values())
+    }
+    rows.append(("mean", "", *(cell(means.get(c)) for c, _ in columns)))
+    means_text = ", ".join(
+        f"{label} {cell(means[c])}" for c, label in columns if c in means
+    )
+    return [
+        "## Power: the whole transfer set (between-seed std, points)",
+        "",
+        markdown_table(("cell", "seeds", *(label for _, label in columns)), rows),
+        "",
+        f"The same seeds of each cell, scored with the main config (200 "
+        f"training and 200 test images per class) and with {config} (every "
+        f"training and test image). Mean std: {means_text}.",
         "",
     ]
 

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 
+import numpy as np
 import pytest
 
 from benchmark.results import bundle as bundles
@@ -467,3 +468,32 @@ def test_an_arm_reports_rank_correlations_seed_std_and_the_papers_points(tmp_pat
     assert ordered[0][1] > ordered[-1][1]
     defaults = reproduction.paper_points(rows, ARMS["objectives"]["paper"], "cifar10")
     assert "softmax" in defaults and not any("(" in k for k in defaults)
+
+
+def test_seed_spread_compares_the_same_seeds_before_and_after():
+    from pipeline.reproduction import _power_section, seed_spread
+
+    values = {
+        ("softmax", "0"): {"linear_probe": 0.30, "knn": 0.20},
+        ("softmax", "1"): {"linear_probe": 0.34, "knn": 0.24},
+        ("softmax", "2"): {"linear_probe": 0.32, "knn": 0.22},
+        ("focal", "0"): {"linear_probe": 0.31, "linear_probe@full_transfer": 0.40},
+    }
+    for seed, (lp, kn) in {"0": (0.41, 0.35), "1": (0.42, 0.36)}.items():
+        values[("softmax", seed)].update(
+            {"linear_probe@full_transfer": lp, "knn@full_transfer": kn}
+        )
+    spread = seed_spread(values, ["softmax", "focal"], "full_transfer")
+    assert list(spread) == ["softmax"]  # focal has one seed of it
+    got = spread["softmax"]
+    # Seeds 0 and 1 only, before and after: std of (0.30, 0.34) and (0.41, 0.42).
+    assert got["seeds"] == 2
+    assert got["linear_probe"] == pytest.approx(np.std([0.30, 0.34], ddof=1))
+    assert got["linear_probe@full_transfer"] == pytest.approx(
+        np.std([0.41, 0.42], ddof=1)
+    )
+    assert got["knn"] == pytest.approx(np.std([0.20, 0.24], ddof=1))
+    lines = _power_section(values, ["softmax", "focal"])
+    assert lines[0].startswith("## Power")
+    assert "| softmax | 2 | 2.83 | 0.71 | 2.83 | 0.71 |" in "\n".join(lines)
+    assert _power_section(values, ["focal"]) == []
