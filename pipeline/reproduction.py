@@ -686,6 +686,7 @@ def _arm_sections(matrix, values, paper, transfer, folder, out):
         points = (
             paper_points(paper, spec["paper"], transfer) if spec.get("paper") else {}
         )
+        lines += _arm_range(values, labels, points, result, columns)
         path = _arm_figure(arm, values, labels, points, transfer, folder)
         lines += [f"![{os.path.basename(path)}]({os.path.relpath(path, rel)})", ""]
         if spec.get("paper") and not points:
@@ -695,6 +696,29 @@ def _arm_sections(matrix, values, paper, transfer, folder, out):
                 "",
             ]
     return lines
+
+
+def _arm_range(values, labels, points, result, columns):
+    """Returns the lines that set the arm's R² range beside the paper's rows
+    and state each verdict in words."""
+    r2 = [_mean(v) for v in by_objective(values, labels, "r2").values() if v]
+    if not r2:
+        return []
+    text = f"R² of this arm's cells (seed means) spans {min(r2):.3f}-{max(r2):.3f}"
+    if points:
+        theirs = [p[0] for p in points.values()]
+        text += (
+            f"; the paper's rows drawn beside it span {min(theirs):.3f}-"
+            f"{max(theirs):.3f} on ImageNet"
+        )
+    verdicts = [
+        f"{label} {result['correlations'][c]['verdict']}"
+        for c, label in columns
+        if "rho" in result["correlations"][c]
+    ]
+    if verdicts:
+        text += ". Claim (b) within this arm: " + "; ".join(verdicts)
+    return [text + ".", ""]
 
 
 def _arm_figure(arm, values, labels, points, transfer, folder):

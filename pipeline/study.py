@@ -144,6 +144,7 @@ def benchmark_modules(matrix, summary, strategy=None, report=print):
 
     configs = benchmark_configs(matrix)
     chosen = selected_configs(matrix, [name for name, _ in configs])
+    labels = matrix.run_labels()
     board = matrix.leaderboard
     cache = os.path.join(matrix.workdir, "feature_cache")
     for cell in summary:
@@ -164,9 +165,14 @@ def benchmark_modules(matrix, summary, strategy=None, report=print):
                 bundle = bundle_folder(matrix, cell["name"], index, config_name)
                 if os.path.isdir(bundle):  # from a run that stopped before its marker
                     shutil.rmtree(bundle)
+                # A variant's rows carry its label as display name, so views
+                # keep it apart from its objective's cells (seeds pool by
+                # objective and name).
+                cell_label = labels.get(cell["name"], ("", None))[0]
                 rows = execute(
                     item.replace(
                         module=cell["module"],
+                        name=cell_label if cell_label in matrix.variants else item.name,
                         leaderboard=board,
                         cache_dir=cache,
                         bundle=bundle,
