@@ -54,8 +54,8 @@ def short_dataset(name):
 def display_name(config, configs=()):
     """Returns the name a configuration is shown by: its rows' display name
     (--name), else its objective, else "-"; when another of `configs` would
-    show the same (source, arch, name), the module options that tell them
-    apart are appended in brackets."""
+    show the same (source, arch, name), what tells them apart (module
+    options, benchmark config) is appended in brackets."""
     name = config[4].split("|", 1)[0] if len(config) > 4 else ""
     shown = name or config[2] or "-"
     twins = [
@@ -64,8 +64,18 @@ def display_name(config, configs=()):
         if c != config and c[:2] == config[:2] and display_name(c) == shown
     ]
     if twins and len(config) > 4:
-        parts = [p for p in config[4].split("|")[1:] if p not in ("", "null")]
-        shown += f" [{' '.join(p.strip(chr(34)) for p in parts[:3])}]"
+        mine = config[4].split("|")[1:]
+        others = [t[4].split("|")[1:] for t in twins if len(t) > 4]
+        # The parts some twin differs in; all parts if none is found.
+        differ = [
+            i
+            for i, p in enumerate(mine)
+            if any(i >= len(o) or o[i] != p for o in others)
+        ]
+        parts = [mine[i] for i in differ] if differ else mine
+        parts = [p for p in parts if p not in ("", "null")]
+        if parts:
+            shown += f" [{' '.join(p.strip(chr(34)) for p in parts[:3])}]"
     return shown
 
 

@@ -112,21 +112,25 @@ def config_key(row):
 def variant(row):
     """Returns what, besides CONFIG_COLUMNS, tells a measured row's module
     apart: its display name, the module options it was run with (input
-    normalisation and range, size, signature, output) and, for a row with
-    no seed, the module's hash (an unseeded module is nobody's seed). ""
-    for reported rows."""
+    normalisation and range, size, signature, output), the benchmark config
+    that measured it (one module scored under two configs, such as the
+    mini-zoo's and vtab1k, is two configurations: their linear probes are
+    different protocols) and, for a row with no seed, the module's hash (an
+    unseeded module is nobody's seed). "" for reported rows."""
     if row.get("source", "").startswith("paper:"):
         return ""
     try:
-        contract = json.loads(row.get("protocol") or "{}").get("input") or {}
+        protocol = json.loads(row.get("protocol") or "{}")
+        contract = protocol.get("input") or {}
     except (json.JSONDecodeError, AttributeError):
-        contract = {}
+        protocol, contract = {}, {}
     parts = [row.get("name", "")]
     parts += [
         json.dumps(contract.get(k))
         for k in ("input_normalization", "value_range", "image_size")
     ]
     parts += [str(contract.get(k) or "") for k in ("signature", "output")]
+    parts.append(str(protocol.get("config") or ""))
     if not row.get("seed"):
         parts.append((row.get("module_sha256") or row.get("handle", ""))[:12])
     return "|".join(parts)
