@@ -99,3 +99,43 @@ def test_short_dataset_names():
     assert views.short_dataset("cifar10") == "cifar10"
     assert views.short_dataset("imagefolder:cifar10") == "cifar10"  # merged --portable
     assert views.short_dataset("generated-c:digits_0to4") == "generated-c:digits_0to4"
+
+
+def test_one_module_under_two_configs_is_two_configurations():
+    """A module scored by the mini-zoo config and by vtab1k has two linear
+    probes of different protocols: never pooled, each named by its config;
+    a variant's display name keeps it apart from its objective."""
+    rows = []
+    for config, value in (("mini_zoo", 0.35), ("vtab1k", 0.33)):
+        for seed in ("0", "1"):
+            rows.append(
+                leaderboard.make_row(
+                    source="measured",
+                    handle=f"runs/modules/softmax_seed{seed}",
+                    arch="resnet50",
+                    objective="softmax",
+                    seed=seed,
+                    evaluation="linear_probe",
+                    dataset="imagefolder:cifar10",
+                    split="train->test",
+                    metric="accuracy",
+                    value=value,
+                    protocol={"config": config},
+                )
+            )
+    variant = dict(
+        rows[0], name="softmax_long", handle="runs/modules/long", value="0.4"
+    )
+    configs = views.configurations([*rows, variant])
+    assert sorted(views.display_name(c, configs) for c in configs) == [
+        "softmax [mini_zoo]",
+        "softmax [vtab1k]",
+        "softmax_long",
+    ]
+    header, lines = views.detail(rows, "linear_probe")
+    cells = {line[0]: line[3] for line in lines}
+    assert (
+        cells["softmax [mini_zoo]"].startswith("35.0")
+        and "(2)" in cells["softmax [mini_zoo]"]
+    )
+    assert cells["softmax [vtab1k]"].startswith("33.0")
