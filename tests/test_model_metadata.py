@@ -225,6 +225,7 @@ def test_strict_refuses_a_ranking_across_fingerprints_and_accepts_one(scored, tm
 
 def test_paper_rows_share_one_fingerprint_per_evaluation_and_dataset():
     rows = leaderboard.read_rows(os.path.join(ROOT, "leaderboard.csv"))
+    rows = [r for r in rows if r["source"].startswith(leaderboard.PAPER_PREFIX)]
     linear = [r for r in rows if r["evaluation"] == "linear_probe"]
     by_dataset = {}
     for r in linear:

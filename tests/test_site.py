@@ -98,7 +98,13 @@ def _cka_folder(folder):
 @pytest.fixture(scope="module")
 def built_site(tmp_path_factory):
     root = tmp_path_factory.mktemp("site")
-    rows = leaderboard.read_rows(BOARD)
+    # The paper's rows of the curated board, beside this test's measured ones
+    # (the board's own measured rows have a test of their own).
+    rows = [
+        r
+        for r in leaderboard.read_rows(BOARD)
+        if r["source"].startswith(leaderboard.PAPER_PREFIX)
+    ]
     board = root / "board.csv"
     leaderboard.append_rows(str(board), rows + _measured_rows())
     analyses = _cka_folder(str(root / "analysis"))
@@ -299,6 +305,36 @@ def test_a_submitted_string_stays_text(tmp_path, browser):
     cell = browser.find_element("css selector", "#board tbody td.objective")
     assert cell.text == rows[0]["objective"]
     assert browser.find_elements("css selector", "#board img") == []
+
+
+def test_the_curated_boards_measured_rows_stand_apart_by_protocol(tmp_path):
+    """The mini-zoo's merged rows: each module under each benchmark config is
+    a configuration of its own, in protocol groups apart from the paper's,
+    with seed counts; no folder of the machine that measured them."""
+    rows = leaderboard.read_rows(BOARD)
+    measured = [r for r in rows if r["source"] == leaderboard.MEASURED]
+    if not measured:
+        pytest.fail("leaderboard.csv holds no measured rows; merge the mini-zoo's")
+    assert not any(r["handle"].startswith("/") for r in measured)
+    assert not any(
+        "/" in r[c] for r in measured for c in ("dataset", "pretrain_dataset")
+    )
+    out = tmp_path / "site"
+    site.write_site(rows, str(out))
+    text = (out / "data.js").read_text()
+    data = json.loads(text.removeprefix("window.LEADERBOARD = ").rstrip().rstrip(";"))
+    from benchmark.report import views
+
+    groups = views.ranking_groups(rows, "linear_probe")
+    paper = [g for g in groups if any(c[0].startswith("paper:") for c in g.configs)]
+    assert len(paper) == 1 and all(c[0].startswith("paper:") for c in paper[0].configs)
+    names = {
+        views.display_name(c, views.configurations(rows))
+        for c in views.configurations(measured)
+    }
+    assert {"softmax [mini_zoo]", "softmax [vtab1k]"} <= names
+    shown = json.dumps(data)
+    assert '"softmax [vtab1k]"' in shown and '"softmax [mini_zoo]"' in shown
 
 
 def test_the_site_replaces_only_its_own_folder_and_nothing_half_written(tmp_path):

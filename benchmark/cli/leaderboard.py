@@ -236,9 +236,12 @@ def main(argv):
             leaderboard.ranked_table(rows, rank_by=FLAGS.rank_by, dataset=FLAGS.dataset)
         )
     elif FLAGS.evaluation:
-        print(views.render(*views.detail(rows, FLAGS.evaluation), numeric_from=3))
+        header, lines = views.detail(rows, FLAGS.evaluation)
+        lines = [[views.clip_name(line[0]), *line[1:]] for line in lines]
+        print(views.render(header, lines, numeric_from=3))
     else:
         header, lines, _ = views.summary(rows, rank_by=FLAGS.rank_by)
+        lines = [[line[0], views.clip_name(line[1]), *line[2:]] for line in lines]
         print(views.render(header, lines, numeric_from=4))
         print(
             "\nmean over seeds; ±: 95% t-interval (n seeds); "

@@ -548,6 +548,18 @@ def _headline(evaluation, metrics):
     return metrics[0]
 
 
+def clip_name(name, width=30):
+    """Returns a display name cut to `width` characters for a terminal
+    table, the bracketed part that tells twins apart kept whole:
+    "hyperspherical_pro… [mini_zoo]"."""
+    if len(name) <= width:
+        return name
+    base, sep, tail = name.partition(" [")
+    tail = sep + tail
+    keep = max(width - len(tail) - 1, 4)
+    return base[:keep] + "…" + tail
+
+
 def render(header, lines, numeric_from):
     """Returns a plain table: columns padded, numeric ones right-aligned."""
     table = [header, *lines]
