@@ -107,7 +107,13 @@ def test_summary_prints_ranks_intervals_and_tied_tiers(tmp_path):
 def test_the_curated_leaderboard_is_ranked_with_tiers():
     rows = leaderboard.read_rows(leaderboard.CURATED)
     header, lines, groups = views.rank_summary(rows, samples=200)
-    assert len(lines) == 26  # every paper configuration, in its protocol group
+    paper = [line for line in lines if line[6] == "paper"]
+    assert len(paper) == 26  # every paper configuration, in its protocol group
+    # The mini-zoo's measured configurations rank in groups of their own,
+    # each named by the benchmark config that measured it.
+    measured = [line for line in lines if line[6] == "measured"]
+    assert measured and not {m[0] for m in measured} & {p[0] for p in paper}
+    assert {"softmax [mini_zoo]", "softmax [vtab1k]"} <= {m[4] for m in measured}
     softmax = [line for line in lines if line[4] == "softmax" and line[5] == "resnet50"]
     squared = [line for line in lines if line[4] == "squared_error"
                and line[5] == "resnet50"]  # fmt: skip

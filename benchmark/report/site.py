@@ -158,9 +158,10 @@ def ranks_tab(rows):
     if not lines:
         return None
     by_name = {}
+    everyone = [c for g in groups for c in g.configs]
     for g in groups:
         for c in g.configs:
-            by_name[(g.label, views.display_name(c, g.configs), c[1],
+            by_name[(g.label, views.display_name(c, everyone), c[1],
                      views.source_label(c[0]))] = c  # fmt: skip
     cells, tiers = {}, {}
     for line in lines:

@@ -80,12 +80,7 @@ def display_name(config, configs=()):
 
 
 def _configurations(rows):
-    order = []
-    for row in rows:
-        key = seeds.config_key(row)
-        if key not in order:
-            order.append(key)
-    return order
+    return list(dict.fromkeys(seeds.config_key(row) for row in rows))
 
 
 def _per_seed(rows, config, pick):
@@ -357,11 +352,14 @@ def summary(rows, rank_by="linear_probe"):
         )
     rank_column = RANK_COLUMNS[rank_by]
     configs = _configurations(rows)
+    by_config = {}  # each configuration's rows, so each is scanned once
+    for row in rows:
+        by_config.setdefault(seeds.config_key(row), []).append(row)
     stats = {}
     for config in configs:
         pretrain = config[seeds.CONFIG_COLUMNS.index("pretrain_dataset")]
         for column in SUMMARY_COLUMNS:
-            per_seed = _per_seed(rows, config, _pick(column, pretrain))
+            per_seed = _per_seed(by_config[config], config, _pick(column, pretrain))
             if per_seed:
                 order = sorted(per_seed, key=seeds.seed_order)
                 stats[config, column] = seeds.seed_stats(
@@ -617,6 +615,9 @@ def rank_summary(rows, samples=None):
             f"no {', '.join(RANK_FAMILIES)} rows to rank; run zoo-benchmark first"
         )
     groups = protocol_groups(picked, lambda r: True)
+    # Named against every group's configurations: one module under two
+    # benchmark configs reads "softmax [mini_zoo]" and "softmax [vtab1k]".
+    everyone = [c for g in groups for c in g.configs]
     header = ["protocol", "tier", "mean rank", "95% interval", "objective", "arch",
               "source", "seeds", *[names.EVALUATIONS.get(f, f) for f in RANK_FAMILIES],
               "datasets"]  # fmt: skip
@@ -651,7 +652,7 @@ def rank_summary(rows, samples=None):
             lines.append(
                 [group.label, str(s.group), f"{s.mean_rank:.2f}",
                  f"[{s.low:.2f}, {s.high:.2f}]",
-                 display_name(config, group.configs), config[1],
+                 display_name(config, everyone), config[1],
                  source_label(config[0]), str(n_seeds), *family, str(s.tasks)]
             )  # fmt: skip
     return header, lines, groups

@@ -24,6 +24,7 @@ docs/evaluations.md states the choice.
 """
 
 import dataclasses
+import functools
 import json
 import math
 
@@ -111,28 +112,45 @@ def config_key(row):
 
 def variant(row):
     """Returns what, besides CONFIG_COLUMNS, tells a measured row's module
+    apart (see _variant); memoised on the cells it reads, since views ask
+    for every row's configuration many times."""
+    protocol = row.get("protocol") or "{}"
+    if not isinstance(protocol, str):
+        protocol = json.dumps(protocol, sort_keys=True)
+    return _variant(
+        row.get("source", ""),
+        row.get("name", ""),
+        protocol,
+        row.get("seed", ""),
+        row.get("module_sha256") or row.get("handle", ""),
+    )
+
+
+@functools.lru_cache(maxsize=65536)
+def _variant(source, name, protocol_text, seed, module):
+    """Returns what, besides CONFIG_COLUMNS, tells a measured row's module
     apart: its display name, the module options it was run with (input
     normalisation and range, size, signature, output), the benchmark config
     that measured it (one module scored under two configs, such as the
     mini-zoo's and vtab1k, is two configurations: their linear probes are
     different protocols) and, for a row with no seed, the module's hash (an
     unseeded module is nobody's seed). "" for reported rows."""
-    if row.get("source", "").startswith("paper:"):
+    if source.startswith("paper:"):
         return ""
     try:
-        protocol = json.loads(row.get("protocol") or "{}")
+        protocol = json.loads(protocol_text)
         contract = protocol.get("input") or {}
     except (json.JSONDecodeError, AttributeError):
         protocol, contract = {}, {}
-    parts = [row.get("name", "")]
+    parts = [name]
     parts += [
         json.dumps(contract.get(k))
         for k in ("input_normalization", "value_range", "image_size")
     ]
     parts += [str(contract.get(k) or "") for k in ("signature", "output")]
     parts.append(str(protocol.get("config") or ""))
-    if not row.get("seed"):
-        parts.append((row.get("module_sha256") or row.get("handle", ""))[:12])
+    if not seed:
+        parts.append(module[:12])
     return "|".join(parts)
 
 
