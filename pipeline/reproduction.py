@@ -750,7 +750,7 @@ def _arm_figure(arm, values, labels, points, transfer, folder):
 
 def _markdown(matrix, values, objectives, claims, figures, out, arms=()):
     train, bench, analysis, device = _timing(matrix.workdir)
-    n_modules = len({k for k in values})
+    n_modules = len({k for k in values if k[0] in objectives})
     lines = [
         "# Reproduction: the paper's findings on a mini-zoo",
         "",
