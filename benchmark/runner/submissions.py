@@ -105,14 +105,14 @@ def portable_spec(spec):
     or Chexpert folder given by path becomes `imagefolder:NAME` /
     `chexpert:NAME` (NAME its folder name); other specs are returned as they
     are."""
-    kind, sep, rest = spec.partition(":")
-    if not sep or kind not in ("imagefolder", "chexpert"):
-        if spec.startswith(("/", ".", "~")):  # a bare image folder path
-            kind, rest = "imagefolder", spec
-        else:
-            return spec
-    leaf = rest.rstrip("/").rsplit("/", 1)[-1]
-    return f"{kind}:{leaf}"
+    from benchmark.report.views import short_dataset
+
+    if spec.startswith(("/", ".", "~")):  # a bare image folder path
+        spec = f"imagefolder:{spec}"
+    kind = spec.partition(":")[0]
+    if kind == "imagefolder":
+        return f"imagefolder:{short_dataset(spec)}"
+    return short_dataset(spec) if kind == "chexpert" else spec
 
 
 def portable_row(row, root):
