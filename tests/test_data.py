@@ -235,6 +235,20 @@ def test_image_folder_fingerprint_tracks_the_files(folder):
     assert load_dataset(str(folder)).fingerprint() != before
 
 
+def test_image_folder_fingerprint_hashes_content_not_times(folder):
+    """A reset modification time (a fresh copy of the data) keeps the
+    fingerprint; one changed pixel does not."""
+    before = load_dataset(str(folder)).fingerprint()
+    image = folder / "train" / "fish" / "f.png"
+    os.utime(image, ns=(1, 1))
+    assert load_dataset(str(folder)).fingerprint() == before
+    pixels = tf.io.decode_png(image.read_bytes()).numpy()
+    pixels[0, 0, 0] ^= 1
+    _write_image(image, pixels)
+    os.utime(image, ns=(1, 1))
+    assert load_dataset(str(folder)).fingerprint() != before
+
+
 def test_relative_and_home_paths_resolve(folder, monkeypatch):
     monkeypatch.chdir(folder.parent)
     assert load_dataset("./pets").name == f"imagefolder:{folder}"

@@ -33,6 +33,7 @@ from zoo.data.base import (
     DatasetError,
     ImageDataset,
     decode_image_file,
+    file_digest,
     hash_parts,
     select_first_per_class,
     short_message,
@@ -303,12 +304,11 @@ class ChexpertDataset(ImageDataset):
         )
 
     def fingerprint(self):
-        """Returns a hash of the root, both CSVs' sizes and mtimes, the view
-        filter and the pathologies."""
+        """Returns a hash of the root, both CSVs' contents, the view filter
+        and the pathologies."""
         parts = [self.root, self.frontal_only, self.pathologies]
         for path in (self.train_csv, self.valid_csv):
-            stat = os.stat(path)
-            parts.append(f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}")
+            parts.append(f"{path}\t{file_digest(path)}")
         return hash_parts(*parts)
 
 

@@ -8,6 +8,7 @@ every machine, and a feature cache can be keyed by `fingerprint()`.
 
 import abc
 import hashlib
+import os
 import re
 
 import numpy as np
@@ -224,6 +225,31 @@ def clip_words(text, limit=300):
     if " " in cut:
         cut = cut[: cut.rindex(" ")]
     return cut.rstrip(" ,;:") + " ..."
+
+
+# (path, inode, size, mtime_ns, ctime_ns) -> sha256 of the file's bytes, for
+# this process: a file is read once however many datasets fingerprint it.
+_FILE_DIGESTS = {}
+
+
+def file_digest(path):
+    """Returns the sha256 hex digest of the bytes of the file at `path`.
+
+    Fingerprints hash what files hold, not when they were written: data
+    whose modification times are reset (a fresh copy, a checkout, a synced
+    mount) keeps its rows in one protocol group and its features in the
+    cache. The digest is
+    remembered for the life of the process, per path, inode, size and
+    both times (a write changes ctime even where mtime is set back).
+    """
+    stat = os.stat(path)
+    key = (path, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    digest = _FILE_DIGESTS.get(key)
+    if digest is None:
+        with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        _FILE_DIGESTS[key] = digest
+    return digest
 
 
 def hash_parts(*parts):

@@ -19,6 +19,7 @@ from zoo.data.base import (
     DatasetError,
     ImageDataset,
     decode_image_file,
+    file_digest,
     hash_parts,
     select_first_per_class,
     undecodable_file_error,
@@ -187,14 +188,14 @@ class ImageFolderDataset(ImageDataset):
         return named or super()._read_error(split, max_per_class, position, error)
 
     def fingerprint(self):
-        """Returns a hash of the name, classes and every file's path, size and
-        modification time."""
+        """Returns a hash of the name, classes and every file's path and
+        content (base.file_digest: modification times do not count)."""
         if self._fingerprint is None:
             lines = []
             for split in self.splits:
                 for example_id in self._files[split][0]:
-                    stat = os.stat(self.path(example_id))
-                    lines.append(f"{example_id}\t{stat.st_size}\t{stat.st_mtime_ns}")
+                    digest = file_digest(self.path(example_id))
+                    lines.append(f"{example_id}\t{digest}")
             self._fingerprint = hash_parts(
                 self.name, self.class_names, self.splits, *lines
             )
