@@ -338,6 +338,22 @@ def test_spearman_rho_against_hand_computed_values():
     assert low <= rho <= high and high - low > 0.05
 
 
+def test_spearman_interval_equals_one_draw_at_a_time():
+    """Oracle: the interval computed for all resampled pairs at once equals
+    spearman_rho per draw through bootstrap_interval (ties, and draws where
+    one side is constant and so left out, included)."""
+    from benchmark.stats import metrics
+
+    x = np.round(RNG.normal(size=9), 0)  # few distinct values: ties, nans
+    y = x + RNG.normal(scale=0.5, size=9)
+    rho, low, high = metrics.spearman_with_interval(x, y, resamples=300, seed=4)
+    loop = metrics.bootstrap_interval(
+        lambda i: metrics.spearman_rho(x[i], y[i]), 9, resamples=300, seed=4
+    )
+    assert rho == metrics.spearman_rho(x, y)
+    np.testing.assert_allclose((low, high), loop, rtol=0, atol=1e-12)
+
+
 def test_the_papers_modules_show_the_negative_rank_correlation():
     """The committed leaderboard's reported rows (the paper's Table 3 R^2 and
     linear transfer of its 26 modules) give a clearly negative rho."""

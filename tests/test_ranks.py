@@ -46,6 +46,39 @@ def test_a_lead_smaller_than_the_noise_is_a_tie_and_a_large_one_is_not():
     assert [(s.low, s.high) for s in again] == [(s.low, s.high) for s in stats]
 
 
+def test_vectorised_bootstrap_equals_the_replicate_by_replicate_loop():
+    """Oracle: each replicate recomputed one model and task at a time from
+    the same draws gives the same mean ranks, with uneven seed counts and
+    replicates split across chunks."""
+    rng = np.random.default_rng(3)
+    seeds = [[rng.normal(size=int(rng.integers(1, 5))) for _ in range(4)]
+             for _ in range(5)]  # fmt: skip
+    seeds[1][2] = seeds[0][2].copy()  # ties get average ranks
+    width = max(len(v) for row in seeds for v in row)
+    draw = lambda: ranks.bootstrap_draws(  # noqa: E731
+        np.random.default_rng(0), 37, (5, 4), width
+    )
+    old_chunk = ranks.CHUNK_VALUES
+    ranks.CHUNK_VALUES = 5 * 4 * width * 10  # 10 replicates per chunk
+    try:
+        fast = ranks.bootstrap_mean_ranks(seeds, draw())
+        slow = []
+        for picked, uniform in draw():
+            for b in range(len(picked)):
+                table = np.empty((5, 4))
+                for i in range(5):
+                    for j, t in enumerate(picked[b]):
+                        row = seeds[i][t]
+                        index = np.floor(uniform[b, i, j, : len(row)] * len(row))
+                        table[i, j] = row[index.astype(int)].mean()
+                ranked = [ranks.average_ranks(table[:, j]) for j in range(4)]
+                slow.append(np.mean(ranked, axis=0))
+    finally:
+        ranks.CHUNK_VALUES = old_chunk
+    assert fast.shape == (37, 5)
+    np.testing.assert_allclose(fast, np.array(slow))
+
+
 def test_ranking_needs_two_models_and_a_common_task():
     with pytest.raises(ValueError, match="at least two models"):
         ranks.rank_models({"a": {"t": [1.0]}})

@@ -11,6 +11,7 @@ temperature T > 0 minimises the NLL of softmax(logits / T).
 import math
 
 import numpy as np
+import scipy.stats
 from scipy import optimize, special
 
 # Search interval of log T: T in [e^-7, e^7] ~ [1e-3, 1e3].
@@ -129,14 +130,7 @@ def fit_temperature(logits, labels):
 
 def ranks(values):
     """Returns the 1-based ranks of `values`, ties getting their mean rank."""
-    values = np.asarray(values, dtype=np.float64)
-    order = np.argsort(values, kind="mergesort")
-    result = np.empty(len(values))
-    result[order] = np.arange(1, len(values) + 1)
-    for value in np.unique(values):
-        tied = values == value
-        result[tied] = result[tied].mean()
-    return result
+    return scipy.stats.rankdata(np.asarray(values, dtype=np.float64))
 
 
 def spearman_rho(x, y):
@@ -161,13 +155,35 @@ def percentile_interval(values, level=0.95):
     return float(low), float(high)
 
 
+def bootstrap_indices(n, resamples=2000, seed=0):
+    """Returns the [resamples, n] indices of `resamples` draws of n indices
+    with replacement, seeded (each draw one call, as bootstrap_interval
+    makes them)."""
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.integers(0, n, size=n) for _ in range(resamples)])
+
+
 def bootstrap_interval(statistic, n, *, resamples=2000, level=0.95, seed=0):
     """Returns the percentile bootstrap interval (low, high) of
     `statistic(indices)` over `resamples` draws of n indices with
     replacement (`percentile_interval`; nan draws are left out)."""
-    rng = np.random.default_rng(seed)
-    values = [statistic(rng.integers(0, n, size=n)) for _ in range(resamples)]
-    return percentile_interval(values, level)
+    indices = bootstrap_indices(n, resamples, seed)
+    return percentile_interval([statistic(i) for i in indices], level)
+
+
+def spearman_rows(x, y):
+    """Returns Spearman's rho of each row pair of two [rows, n] arrays at
+    once (spearman_rho per row: nan where either row is constant)."""
+    rx = scipy.stats.rankdata(x, axis=1)
+    ry = scipy.stats.rankdata(y, axis=1)
+    rx -= rx.mean(axis=1, keepdims=True)
+    ry -= ry.mean(axis=1, keepdims=True)
+    sx = np.sqrt((rx * rx).sum(axis=1))
+    sy = np.sqrt((ry * ry).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = (rx * ry).sum(axis=1) / (sx * sy)
+    rho[(sx == 0) | (sy == 0)] = np.nan
+    return rho
 
 
 def spearman_with_interval(x, y, **kwargs):
@@ -175,5 +191,7 @@ def spearman_with_interval(x, y, **kwargs):
     interval over resampled pairs (bootstrap_interval)."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     rho = spearman_rho(x, y)
-    low, high = bootstrap_interval(lambda i: spearman_rho(x[i], y[i]), len(x), **kwargs)
+    level = kwargs.pop("level", 0.95)
+    indices = bootstrap_indices(len(x), **kwargs)
+    low, high = percentile_interval(spearman_rows(x[indices], y[indices]), level)
     return rho, low, high

@@ -22,6 +22,7 @@ group. Models in one group are not distinguishable on this evidence.
 import dataclasses
 
 import numpy as np
+import scipy.stats
 
 SAMPLES = 1000
 SEED = 0
@@ -50,26 +51,62 @@ class RankStats:
 def average_ranks(values):
     """Returns the ranks of `values` (higher is better: the largest gets 1),
     ties sharing the average of their positions."""
-    values = np.asarray(values, dtype=float)
-    order = np.argsort(-values, kind="stable")
-    ranks = np.empty(len(values))
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return ranks
+    return scipy.stats.rankdata(-np.asarray(values, dtype=float), method="average")
 
 
 def mean_ranks(table):
     """Returns the mean rank of each model (rows) over tasks (columns) of a
-    [models, tasks] array of values."""
-    if table.shape[1] == 0:
-        return np.full(table.shape[0], np.nan)
-    ranks = np.stack([average_ranks(table[:, t]) for t in range(table.shape[1])], 1)
-    return ranks.mean(axis=1)
+    [models, tasks] array of values; a [..., models, tasks] array gives one
+    mean rank per model for each leading index."""
+    table = np.asarray(table, dtype=float)
+    if table.shape[-1] == 0:
+        return np.full(table.shape[:-1], np.nan)
+    # Average ranks with ties, highest value first, along the models axis.
+    ranks = scipy.stats.rankdata(-table, method="average", axis=-2)
+    return ranks.mean(axis=-1)
+
+
+# Replicates drawn and ranked at once: bounds the draws' memory on a big
+# leaderboard (replicates x models x tasks x seeds floats per chunk).
+CHUNK_VALUES = 4_000_000
+
+
+def bootstrap_draws(rng, samples, shape, max_seeds):
+    """Yields (picked, uniform) per chunk of replicates: `picked` [chunk,
+    tasks] the resampled task indices, `uniform` [chunk, models, tasks,
+    max_seeds] the numbers in [0, 1) that pick each resampled seed (index =
+    floor(uniform * seeds of that model and task))."""
+    models, tasks = shape
+    per_replicate = max(1, models * tasks * max_seeds)
+    chunk = max(1, min(samples, CHUNK_VALUES // per_replicate))
+    done = 0
+    while done < samples:
+        size = min(chunk, samples - done)
+        picked = rng.integers(0, tasks, size=(size, tasks))
+        yield picked, rng.random((size, models, tasks, max_seeds))
+        done += size
+
+
+def bootstrap_mean_ranks(seeds, draws):
+    """Returns the [replicates, models] mean ranks of `draws`
+    (bootstrap_draws) over `seeds`: [model][task] arrays of values."""
+    models, tasks = len(seeds), len(seeds[0])
+    counts = np.array([[len(v) for v in row] for row in seeds])
+    width = counts.max()
+    padded = np.zeros((models, tasks, width))
+    for i, row in enumerate(seeds):
+        for j, v in enumerate(row):
+            padded[i, j, : len(v)] = v
+    out = []
+    rows = np.arange(models)[None, :, None, None]
+    for picked, uniform in draws:
+        n = counts[:, picked].transpose(1, 0, 2)[..., None]  # [b, models, tasks, 1]
+        index = np.floor(uniform * n).astype(int)
+        valid = np.arange(width) < n
+        values = padded[rows, picked[:, None, :, None], np.where(valid, index, 0)]
+        table = (values * valid).sum(-1) / n[..., 0]
+        out.append(mean_ranks(table))
+    return np.concatenate(out)
 
 
 def rank_models(values, samples=SAMPLES, seed=SEED):
@@ -88,16 +125,11 @@ def rank_models(values, samples=SAMPLES, seed=SEED):
     seeds = [[np.asarray(values[m][t], dtype=float) for t in tasks] for m in models]
     point = np.array([[s.mean() for s in row] for row in seeds])
     observed = mean_ranks(point)
-    rng = np.random.default_rng(seed)
-    replicates = np.empty((samples, len(models)))
-    for b in range(samples):
-        picked = rng.integers(0, len(tasks), size=len(tasks))
-        table = np.empty((len(models), len(tasks)))
-        for i, row in enumerate(seeds):
-            for j, t in enumerate(picked):
-                draw = row[t][rng.integers(0, len(row[t]), size=len(row[t]))]
-                table[i, j] = draw.mean()
-        replicates[b] = mean_ranks(table)
+    width = max(len(s) for row in seeds for s in row)
+    draws = bootstrap_draws(
+        np.random.default_rng(seed), samples, (len(models), len(tasks)), width
+    )
+    replicates = bootstrap_mean_ranks(seeds, draws)
     low, high = np.percentile(replicates, [2.5, 97.5], axis=0)
     order = np.argsort(observed, kind="stable")
     stats, group, leader = [], 0, None
