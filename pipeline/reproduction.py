@@ -1110,9 +1110,72 @@ def _reading(claims, matrix, values, objectives):
             f"- (d) same-layer CKA with softmax {d['early']:.3f} in the first "
             f"{d['third']} blocks, {d['late']:.3f} in the last {d['third']}."
         )
+    arms = _arms_reading(matrix, values)
+    if arms:
+        lines += ["", "The arms, claim (b) within each:", "", *arms]
     lines += [
         "",
         "The same command on a GPU or TPU with the full recipe (the config's "
         "docstring gives the flags) tests the claims at the paper's scale.",
     ]
     return lines
+
+
+def _arms_reading(matrix, values):
+    """Returns one line per measured arm except the objectives': its R² and
+    source top-1 ranges, ρ(R², linear) on each linear column with its
+    verdict, and, for cells that change only how long their objective
+    trains, how far R² and linear transfer moved from that objective's own
+    cell."""
+    columns = [c for c in transfer_columns(values) if c[0].startswith("linear")]
+    lines = []
+    for arm, spec in matrix.arms.items():
+        labels = [x for x in spec["labels"] if x in matrix.variants]
+        if not labels or not any(label in labels for label, _ in values):
+            continue
+        cells = list(spec["labels"])
+        r2 = [_mean(v) for v in by_objective(values, cells, "r2").values() if v]
+        top1 = [_mean(v) for v in by_objective(values, cells, "top1").values() if v]
+        text = f"- {arm}: R² {min(r2):.3f}-{max(r2):.3f}"
+        if top1:
+            text += f", source top-1 {100 * min(top1):.1f}-{100 * max(top1):.1f}%"
+        result = arm_result(values, cells, columns)
+        said = []
+        for column, label in columns:
+            r = result["correlations"][column]
+            if "rho" in r:
+                said.append(
+                    f"ρ(R², {label}) {_fmt(r['rho'])} {_rho_interval(r)}, "
+                    f"{r['verdict']}"
+                )
+        if said:
+            text += "; " + "; ".join(said)
+        moved = _length_moves(matrix, values, labels)
+        if moved:
+            text += "; against the same objectives' own cells " + ", ".join(moved)
+        lines.append(text + ".")
+    return lines
+
+
+def _length_moves(matrix, values, labels):
+    """Returns, per variant that changes only training length (epochs,
+    images per class) of its objective at its defaults, how its seed means
+    of R² and linear transfer moved from the objective's own cell."""
+    out = []
+    for label in labels:
+        settings = matrix.variants[label]
+        base = settings["objective"]
+        if set(settings) - {"objective", "epochs", "max_per_class"}:
+            continue
+        if base not in matrix.objectives:
+            continue
+        pair = [by_objective(values, [x], c)[x] for x in (base, label)
+                for c in ("r2", "linear_probe")]  # fmt: skip
+        if not all(pair):
+            continue
+        r2_from, lin_from, r2_to, lin_to = (_mean(v) for v in pair)
+        out.append(
+            f"{base} R² {r2_from:.3f} -> {r2_to:.3f} and linear "
+            f"{100 * lin_from:.1f} -> {100 * lin_to:.1f}"
+        )
+    return out

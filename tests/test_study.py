@@ -470,6 +470,43 @@ def test_an_arm_reports_rank_correlations_seed_std_and_the_papers_points(tmp_pat
     assert "softmax" in defaults and not any("(" in k for k in defaults)
 
 
+def test_the_reading_states_each_arms_rho_and_how_far_training_longer_moved():
+    from pipeline.matrix import MatrixConfig
+
+    matrix = MatrixConfig(
+        config="digits", objectives=("softmax", "cosine_softmax"), seeds=(0, 1, 2),
+        variants={
+            "softmax_long": {"objective": "softmax", "epochs": 10},
+            "cosine_t0.1": {"objective": "cosine_softmax",
+                            "objective_hparams": {"temperature": 0.1}},
+            "cosine_t0.2": {"objective": "cosine_softmax",
+                            "objective_hparams": {"temperature": 0.2}},
+        },
+        arms={"length": {"labels": ("softmax_long",)},
+              "temperature": {"labels": ("cosine_softmax", "cosine_t0.1",
+                                         "cosine_t0.2")}},
+    )  # fmt: skip
+    table = {
+        "softmax": dict(r2=[0.10, 0.11, 0.12], linear_probe=[0.30, 0.31, 0.32],
+                        top1=[0.40, 0.41, 0.42]),
+        "softmax_long": dict(r2=[0.20, 0.21, 0.22], linear_probe=[0.40, 0.41, 0.42],
+                             top1=[0.60, 0.61, 0.62]),
+        "cosine_softmax": dict(r2=[0.1, 0.1, 0.1], linear_probe=[0.5, 0.5, 0.5]),
+        "cosine_t0.1": dict(r2=[0.3, 0.3, 0.3], linear_probe=[0.4, 0.4, 0.4]),
+        "cosine_t0.2": dict(r2=[0.5, 0.5, 0.5], linear_probe=[0.3, 0.3, 0.3]),
+    }  # fmt: skip
+    lines = reproduction._arms_reading(matrix, _values(table))
+    length, temperature = lines
+    # One cell: no rho, but the move from the 8-epoch cell, in seed means.
+    assert length == (
+        "- length: R² 0.210-0.210, source top-1 61.0-61.0%; against the same "
+        "objectives' own cells softmax R² 0.110 -> 0.210 and linear 31.0 -> 41.0."
+    )
+    # Three cells: more separation, less transfer (ρ -1, no seed variance).
+    assert temperature.startswith("- temperature: R² 0.100-0.500; ρ(R², linear) -1")
+    assert "objectives' own cells" not in temperature  # a temperature, not length
+
+
 def test_seed_spread_compares_the_same_seeds_before_and_after():
     from pipeline.reproduction import _power_section, seed_spread
 
