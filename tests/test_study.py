@@ -142,7 +142,7 @@ def test_the_mini_zoo_config_covers_every_objective_with_three_seeds(shared_data
     imagenette = str(shared_data / "imagenette")
     overrides = {**matrix.overrides, "dataset": imagenette}
     cells = dict(run_configs(matrix.replace(seeds=(0,), overrides=overrides)))
-    assert len(cells) == 11 + 5 + 3
+    assert len(cells) == 11 + 7 + 3
     long = cells["resnet50_squared_error_long_seed0"]
     assert (long.epochs, long.max_per_class) == (10, None)
     assert long.base_learning_rate == 4e-5  # the objective's own override stays
