@@ -38,7 +38,7 @@ DEVICE=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1
 [ -n "$DEVICE" ] || DEVICE="no GPU ($(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1 || echo CPU), $(nproc) cores)"
 echo "device: $DEVICE"
 if [ "$TINY" = 1 ]; then
-  TRAIN=(--config=digits --image_size=32 --width_multiplier=0.125 --batch_size=32 --epochs=3)
+  TRAIN=(--config=digits --image_size=32 --width_multiplier=0.125 --batch_size=32 --epochs=2)
   INFER=(--data=none --width=0.125 --image_size=32 --batch_size=32 --max_per_class=8 --repeats=1)
   TRAIN_BATCH=32 INFER_BATCH=32
 else

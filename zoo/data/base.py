@@ -236,9 +236,9 @@ def file_digest(path):
     """Returns the sha256 hex digest of the bytes of the file at `path`.
 
     Fingerprints hash what files hold, not when they were written: data
-    whose modification times are reset (a fresh copy, a checkout, a synced
-    mount) keeps its rows in one protocol group and its features in the
-    cache. The digest is
+    whose modification times are reset (copied again to the same place, a
+    checkout, a synced mount) keeps its rows in one protocol group and its
+    features in the cache. The digest is
     remembered for the life of the process, per path, inode, size and
     both times (a write changes ctime even where mtime is set back).
     """
