@@ -24,6 +24,8 @@ import dataclasses
 import numpy as np
 import scipy.stats
 
+from benchmark.stats import metrics
+
 SAMPLES = 1000
 SEED = 0
 
@@ -51,7 +53,7 @@ class RankStats:
 def average_ranks(values):
     """Returns the ranks of `values` (higher is better: the largest gets 1),
     ties sharing the average of their positions."""
-    return scipy.stats.rankdata(-np.asarray(values, dtype=float), method="average")
+    return metrics.ranks(-np.asarray(values, dtype=float))
 
 
 def mean_ranks(table):
